@@ -1,0 +1,202 @@
+//! Settings, parsed once from the environment and passed down explicitly.
+//!
+//! Nothing here is global: tests build their own `Settings` (see `Settings::from_lookup`)
+//! so that many app instances with different settings can run in one process.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::domain::Currency;
+
+/// Every variable the service reads, with its default and meaning (printed by `--help`).
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("STOCKCART_BIND", "127.0.0.1:8080", "address and port to listen on"),
+    ("DATABASE_URL", "(unset)", "PostgreSQL URL; when unset, a private cluster is started in STOCKCART_DATA_DIR"),
+    ("STOCKCART_DATA_DIR", "./.stockcart", "where the private cluster and its generated admin token live"),
+    ("STOCKCART_POOL_SIZE", "16", "maximum database connections per replica"),
+    (
+        "STOCKCART_ADMIN_TOKEN",
+        "(required with DATABASE_URL)",
+        "bearer token of the /v1/admin endpoints (at least 16 characters)",
+    ),
+    ("STOCKCART_CURRENCY", "EUR", "the one currency of this deployment (ISO 4217)"),
+    ("STOCKCART_SESSION_TTL", "30d", "sessions expire after this much inactivity"),
+    ("STOCKCART_PAYMENT_TIMEOUT", "15m", "unpaid orders expire this long after checkout"),
+    ("STOCKCART_CART_CACHE", "10000", "carts kept assembled in memory per replica (0 disables the cache)"),
+    ("STOCKCART_CART_CACHE_IDLE", "10m", "a cached cart not read for this long is dropped"),
+    ("STOCKCART_EXPIRY_INTERVAL", "1s", "how often each replica looks for unpaid orders past their deadline"),
+    ("STOCKCART_PURGE_INTERVAL", "5m", "how often each replica purges expired sessions and old idempotency keys"),
+    ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
+    ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
+    ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
+    ("RUST_LOG", "info", "log filter (tracing-subscriber EnvFilter syntax)"),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub pool_size: u32,
+    pub admin_token: Option<String>,
+    pub currency: Currency,
+    pub session_ttl: Duration,
+    pub payment_timeout: Duration,
+    pub cart_cache_capacity: u64,
+    pub cart_cache_idle: Duration,
+    pub expiry_interval: Duration,
+    pub purge_interval: Duration,
+    pub workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, String> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses settings from any name -> value lookup; every error names the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let parse_or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
+        let duration = |name: &str, default: &str| {
+            let raw = parse_or(name, default);
+            parse_duration(&raw).map_err(|e| format!("{name}={raw:?}: {e}"))
+        };
+        let number = |name: &str, default: &str| {
+            let raw = parse_or(name, default);
+            raw.trim().parse::<u64>().map_err(|_| format!("{name}={raw:?}: expected a non-negative integer"))
+        };
+
+        let bind_raw = parse_or("STOCKCART_BIND", "127.0.0.1:8080");
+        let bind = bind_raw
+            .parse()
+            .map_err(|_| format!("STOCKCART_BIND={bind_raw:?}: expected an address like 127.0.0.1:8080"))?;
+        let currency_raw = parse_or("STOCKCART_CURRENCY", "EUR");
+        let currency = Currency::parse(&currency_raw)
+            .map_err(|_| format!("STOCKCART_CURRENCY={currency_raw:?}: expected three capital letters, like EUR"))?;
+        let pool_size = number("STOCKCART_POOL_SIZE", "16")?;
+        if !(1..=1000).contains(&pool_size) {
+            return Err(format!("STOCKCART_POOL_SIZE={pool_size}: expected 1 to 1000"));
+        }
+        let admin_token = var("STOCKCART_ADMIN_TOKEN");
+        if let Some(token) = &admin_token {
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err("STOCKCART_ADMIN_TOKEN: expected at least 16 characters and no whitespace".into());
+            }
+        }
+        let workers = match var("STOCKCART_WORKERS") {
+            None => None,
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => Some(n),
+                _ => return Err(format!("STOCKCART_WORKERS={raw:?}: expected 1 to 256")),
+            },
+        };
+        let log_format = match parse_or("STOCKCART_LOG_FORMAT", "human").as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => return Err(format!("STOCKCART_LOG_FORMAT={other:?}: expected human or json")),
+        };
+        let session_ttl = duration("STOCKCART_SESSION_TTL", "30d")?;
+        let payment_timeout = duration("STOCKCART_PAYMENT_TIMEOUT", "15m")?;
+        for (name, value) in [("STOCKCART_SESSION_TTL", session_ttl), ("STOCKCART_PAYMENT_TIMEOUT", payment_timeout)] {
+            if value.is_zero() {
+                return Err(format!("{name}: must be longer than zero"));
+            }
+        }
+        let expiry_interval = duration("STOCKCART_EXPIRY_INTERVAL", "1s")?;
+        let purge_interval = duration("STOCKCART_PURGE_INTERVAL", "5m")?;
+        if expiry_interval.is_zero() || purge_interval.is_zero() {
+            return Err("STOCKCART_EXPIRY_INTERVAL and STOCKCART_PURGE_INTERVAL must be longer than zero".into());
+        }
+
+        Ok(Settings {
+            bind,
+            database_url: var("DATABASE_URL"),
+            data_dir: PathBuf::from(parse_or("STOCKCART_DATA_DIR", "./.stockcart")),
+            pool_size: pool_size as u32,
+            admin_token,
+            currency,
+            session_ttl,
+            payment_timeout,
+            cart_cache_capacity: number("STOCKCART_CART_CACHE", "10000")?,
+            cart_cache_idle: duration("STOCKCART_CART_CACHE_IDLE", "10m")?,
+            expiry_interval,
+            purge_interval,
+            workers,
+            shutdown_timeout: duration("STOCKCART_SHUTDOWN_TIMEOUT", "30s")?,
+            log_format,
+        })
+    }
+}
+
+/// Parses durations written like `500ms`, `5s`, `15m`, `12h`, `30d`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| "expected a duration like 5s, 15m or 30d".to_string())?;
+    let seconds =
+        |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(|| "duration too large".to_string());
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err("expected a unit: ms, s, m, h or d (like 5s, 15m, 30d)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_sound() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.session_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(s.payment_timeout, Duration::from_secs(15 * 60));
+        assert_eq!(s.currency.as_str(), "EUR");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(2_592_000));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("five seconds").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (name, value) in [
+            ("STOCKCART_BIND", "nowhere"),
+            ("STOCKCART_CURRENCY", "euro"),
+            ("STOCKCART_SESSION_TTL", "soon"),
+            ("STOCKCART_PAYMENT_TIMEOUT", "0s"),
+            ("STOCKCART_POOL_SIZE", "0"),
+            ("STOCKCART_ADMIN_TOKEN", "short"),
+            ("STOCKCART_LOG_FORMAT", "xml"),
+        ] {
+            let err = settings(&[(name, value)]).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Domain types that parse, rather than validate: holding a `Sku` proves it is well formed.
+//!
+//! A parse failure is an `Invalid`: the stable `code` of the rule it broke and a sentence
+//! for humans. The HTTP layer turns it into a 422 problem (see `error.rs`).
+
+mod money;
+mod quantity;
+mod sku;
+mod token;
+mod version;
+
+pub use money::{Currency, Money, MAX_PRICE};
+pub use quantity::{Quantity, MAX_CART_LINES, MAX_LINE_QUANTITY};
+pub use sku::Sku;
+pub use token::{SessionToken, TokenHash};
+pub use version::ExpectedVersion;
+
+/// A rule broken by client input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Invalid {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Invalid {
+        Invalid { code, detail: detail.into() }
+    }
+}
+
+/// Largest stock quantity (`on_hand`) a level may hold; keeps every sum far from overflow.
+pub const MAX_ON_HAND: i64 = 1_000_000_000_000;
+/// Largest magnitude of one adjustment.
+pub const MAX_DELTA: i64 = 1_000_000_000;
+
+/// Movement reasons an admin may give for an adjustment.
+pub const ADJUSTMENT_REASONS: &[&str] = &["restock", "correction", "shrinkage", "return"];
+
+/// A free-text reference (purchase order, RMA number, payment id): 1 to 200 characters.
+pub fn parse_reference(raw: &str) -> Result<String, Invalid> {
+    let count = raw.chars().count();
+    if count == 0 || count > 200 || raw.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "invalid_reference",
+            "reference must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A product name: 1 to 200 characters, not blank.
+pub fn parse_product_name(raw: &str) -> Result<String, Invalid> {
+    let count = raw.chars().count();
+    if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "invalid_name",
+            "name must be 1 to 200 characters, not blank, without control characters",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A customer id vouched for by the storefront's backend: 1 to 200 characters.
+pub fn parse_customer_id(raw: &str) -> Result<String, Invalid> {
+    let count = raw.chars().count();
+    if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
+        return Err(Invalid::new("invalid_customer_id", "customer_id must be 1 to 200 characters"));
+    }
+    Ok(raw.to_owned())
+}

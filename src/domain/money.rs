@@ -1,0 +1,61 @@
+use serde::Serialize;
+
+use super::Invalid;
+
+/// Largest unit price, in minor units; a cart's subtotal then stays far below `i64::MAX`.
+pub const MAX_PRICE: i64 = 1_000_000_000_000;
+
+/// An ISO 4217 code: three capital letters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Currency, Invalid> {
+        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Currency(raw.to_owned()))
+        } else {
+            Err(Invalid::new("invalid_currency", "currency must be three capital letters, like EUR"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `{"amount": 1999, "currency": "EUR"}`: an integer amount in minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: String,
+}
+
+impl Money {
+    pub fn new(amount: i64, currency: impl Into<String>) -> Money {
+        Money { amount, currency: currency.into() }
+    }
+}
+
+impl Money {
+    /// Parses a price for this deployment: an integer amount of minor units in `currency`.
+    pub fn parse_price(value: Option<&serde_json::Value>, currency: &Currency) -> Result<Money, Invalid> {
+        let invalid = || {
+            Invalid::new("invalid_price", "price must be {\"amount\": <integer minor units>, \"currency\": \"EUR\"}")
+        };
+        let fields = value.and_then(|v| v.as_object()).ok_or_else(invalid)?;
+        let amount = fields.get("amount").ok_or_else(invalid)?;
+        let amount = crate::extract::int_value(amount, "price.amount", "invalid_price")?;
+        if !(0..=MAX_PRICE).contains(&amount) {
+            return Err(Invalid::new("invalid_price", format!("price.amount must be 0 to {MAX_PRICE}")));
+        }
+        let code = fields.get("currency").and_then(|c| c.as_str()).ok_or_else(invalid)?;
+        if code != currency.as_str() {
+            return Err(Invalid::new(
+                "currency_mismatch",
+                format!("this deployment sells in {}; the price is in {code:?}", currency.as_str()),
+            ));
+        }
+        Ok(Money::new(amount, code))
+    }
+}

@@ -1,0 +1,193 @@
+//! Every failure the API reports is an `ApiError`, rendered as an RFC 9457 problem document.
+//!
+//! Database errors are mapped to API errors here and nowhere else: a constraint that fires
+//! is either a client-visible rule (mapped by name) or a bug, which is logged and answered
+//! with a 500 rather than allowed to corrupt data.
+
+use actix_web::{
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        StatusCode,
+    },
+    HttpResponse, ResponseError,
+};
+use serde_json::{json, Map, Value};
+
+use crate::domain::Invalid;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub extensions: Map<String, Value>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, code, detail: detail.into(), extensions: Map::new(), headers: Vec::new() }
+    }
+
+    /// Adds an extension member to the problem document (e.g. `shortages`).
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> ApiError {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A 412 carrying the current representation, both as `current` and flattened, and its ETag.
+    pub fn version_mismatch(current_version: i64, current: Value) -> ApiError {
+        let mut err = ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+            format!("If-Match does not name the current version, which is {current_version}"),
+        )
+        .with_header(header::ETAG, etag(current_version));
+        if let Value::Object(fields) = &current {
+            for (k, v) in fields {
+                err.extensions.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        err.with("current", current)
+    }
+
+    pub fn unauthorized(detail: &str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn forbidden(detail: &str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn invalid_query(detail: impl Into<String>) -> ApiError {
+        ApiError::bad_request("invalid_query", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an unexpected error occurred; it has been logged",
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        problem_body(self.status, self.code, &self.detail, &self.extensions)
+    }
+}
+
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
+}
+
+pub fn problem_body(status: StatusCode, code: &str, detail: &str, extensions: &Map<String, Value>) -> Value {
+    let mut body = json!({
+        "type": format!("/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let fields = body.as_object_mut().expect("an object");
+    for (k, v) in extensions {
+        fields.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    body
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.body(self.body().to_string())
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> ApiError {
+        ApiError::unprocessable(invalid.code, invalid.detail)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> ApiError {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::unavailable("the database is unavailable; try again")
+            }
+            sqlx::Error::Database(db) => {
+                // Serialization failures and deadlocks are transient: the client may retry.
+                if matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03")) {
+                    tracing::warn!(error = %err, "transient database error");
+                    return ApiError::unavailable("the database asked to retry; try again");
+                }
+                if let Some(mapped) = db.constraint().and_then(constraint_to_error) {
+                    return mapped;
+                }
+                tracing::error!(error = %err, "unexpected database error");
+                ApiError::internal()
+            }
+            _ => {
+                tracing::error!(error = %err, "unexpected database error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Constraints that can fire on a client's behalf under a race the code does not pre-check.
+/// Every other constraint violation is a bug and surfaces as a logged 500.
+fn constraint_to_error(constraint: &str) -> Option<ApiError> {
+    match constraint {
+        "stock_on_hand_covers_reserved" | "stock_reserved_nonnegative" => {
+            Some(ApiError::conflict("insufficient_stock", "not enough stock for this change"))
+        }
+        "cart_lines_quantity" => Some(ApiError::unprocessable("invalid_quantity", "quantity must be 1 to 999")),
+        _ => None,
+    }
+}

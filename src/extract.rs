@@ -1,0 +1,182 @@
+//! Request extractors that speak the contract's error model: JSON bodies (415, 413, 400
+//! `malformed_json`, 422 per field), list query parameters (400 `invalid_query`) and If-Match.
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::{
+    domain::{ExpectedVersion, Invalid},
+    error::ApiError,
+};
+
+pub const BODY_LIMIT: usize = 64 * 1024;
+pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// A JSON object body of at most 64 KiB.
+pub struct JsonBody(pub Fields);
+/// A JSON object body of at most 8 MiB (the batch endpoint).
+pub struct LargeJsonBody(pub Fields);
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json(req, payload.take(), BODY_LIMIT);
+        Box::pin(async move { body.await.map(JsonBody) })
+    }
+}
+
+impl FromRequest for LargeJsonBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json(req, payload.take(), BATCH_BODY_LIMIT);
+        Box::pin(async move { body.await.map(LargeJsonBody) })
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request body is larger than {} KiB", limit / 1024),
+    )
+}
+
+fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Future<Output = Result<Fields, ApiError>> {
+    let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+        m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+    });
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    async move {
+        if !is_json {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::bad_request("malformed_body", "the request body could not be read"))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+        match value {
+            Value::Object(map) => Ok(Fields(map)),
+            _ => Err(ApiError::unprocessable("invalid_body", "the body must be a JSON object")),
+        }
+    }
+}
+
+/// The members of a JSON object, read field by field so each failure names its rule.
+pub struct Fields(pub Map<String, Value>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    /// An optional integer member; `code` names the rule for a wrong type or range.
+    pub fn opt_int(&self, name: &str, code: &'static str) -> Result<Option<i64>, Invalid> {
+        self.get(name).map(|v| int_value(v, name, code)).transpose()
+    }
+
+    pub fn int(&self, name: &str, code: &'static str) -> Result<i64, Invalid> {
+        self.opt_int(name, code)?.ok_or_else(|| Invalid::new(code, format!("{name} is required")))
+    }
+
+    pub fn opt_str(&self, name: &str, code: &'static str) -> Result<Option<&str>, Invalid> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Invalid::new(code, format!("{name} must be a string"))),
+        }
+    }
+
+    pub fn str(&self, name: &str, code: &'static str) -> Result<&str, Invalid> {
+        self.opt_str(name, code)?.ok_or_else(|| Invalid::new(code, format!("{name} is required")))
+    }
+}
+
+/// Integers must be written as integers: `1.0` and `1e2` are `invalid_number`.
+pub fn int_value(value: &Value, name: &str, code: &'static str) -> Result<i64, Invalid> {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i)
+            } else if n.is_u64() {
+                Err(Invalid::new(code, format!("{name} is out of range")))
+            } else {
+                Err(Invalid::new(
+                    "invalid_number",
+                    format!("{name} must be written as an integer, without a fraction or exponent"),
+                ))
+            }
+        }
+        _ => Err(Invalid::new(code, format!("{name} must be an integer"))),
+    }
+}
+
+/// `?limit=` and `?after=` of a list endpoint, plus any other raw parameters.
+pub struct ListQuery {
+    pub limit: i64,
+    pub after: Option<String>,
+    pub params: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    pub fn parse(req: &HttpRequest) -> Result<ListQuery, ApiError> {
+        let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+            .map_err(|_| ApiError::invalid_query("the query string does not parse"))?;
+        let mut query = ListQuery { limit: 50, after: None, params: Vec::new() };
+        for (k, v) in params {
+            match k.as_str() {
+                "limit" => {
+                    query.limit = v
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| (1..=200).contains(n))
+                        .ok_or_else(|| ApiError::invalid_query("limit must be an integer from 1 to 200"))?;
+                }
+                "after" => query.after = Some(v),
+                _ => query.params.push((k, v)),
+            }
+        }
+        Ok(query)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The `If-Match` header, when sent.
+pub fn if_match(req: &HttpRequest) -> Result<Option<ExpectedVersion>, ApiError> {
+    match req.headers().get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(ExpectedVersion::parse(s)))
+            .map_err(|_| ApiError::bad_request("invalid_header", "If-Match is not valid")),
+    }
+}
+
+/// A page of items and the cursor of the next page.
+pub fn page(items: Vec<Value>, next: Option<String>) -> Value {
+    serde_json::json!({ "items": items, "next": next })
+}

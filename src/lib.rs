@@ -1,0 +1,21 @@
+//! stockcart: shopping carts and real-time inventory over HTTP, on PostgreSQL.
+//! `ARCHITECTURE.md` explains where things live.
+
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod embedded_pg;
+pub mod error;
+pub mod extract;
+pub mod invariants;
+pub mod metrics;
+pub mod middleware;
+pub mod migrate;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod tasks;
+pub mod telemetry;

@@ -1,0 +1,123 @@
+//! Prometheus metrics, kept per app instance (no global registry, so tests run in parallel).
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
+
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Default)]
+struct Histogram {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    pub cart_cache_hits: AtomicU64,
+    pub cart_cache_misses: AtomicU64,
+}
+
+/// Gauges read at scrape time from their owners.
+pub struct Gauges {
+    pub pool_size: u32,
+    pub pool_idle: usize,
+    pub pool_max: u32,
+    pub cart_cache_entries: u64,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let h = requests.entry((route.to_owned(), method.to_owned(), status)).or_default();
+        h.count += 1;
+        h.sum += seconds;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn cache_hit(&self) {
+        self.cart_cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn cache_miss(&self) {
+        self.cart_cache_misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP stockcart_http_requests_total HTTP requests by route, method and status.\n");
+        out.push_str("# TYPE stockcart_http_requests_total counter\n");
+        for ((route, method, status), h) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "stockcart_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
+                escape(route),
+                h.count
+            );
+        }
+        out.push_str("# HELP stockcart_http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE stockcart_http_request_duration_seconds histogram\n");
+        for ((route, method, status), h) in requests.iter() {
+            let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "stockcart_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(out, "stockcart_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "stockcart_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "stockcart_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+        }
+        drop(requests);
+        let in_use = (gauges.pool_size as usize).saturating_sub(gauges.pool_idle);
+        let hits = self.cart_cache_hits.load(Ordering::Relaxed);
+        let misses = self.cart_cache_misses.load(Ordering::Relaxed);
+        let ratio = if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 };
+        let _ = write!(
+            out,
+            "# HELP stockcart_db_pool_connections Database connections of this replica by state.\n\
+             # TYPE stockcart_db_pool_connections gauge\n\
+             stockcart_db_pool_connections{{state=\"in_use\"}} {in_use}\n\
+             stockcart_db_pool_connections{{state=\"idle\"}} {idle}\n\
+             # HELP stockcart_db_pool_max_connections Configured maximum of the pool.\n\
+             # TYPE stockcart_db_pool_max_connections gauge\n\
+             stockcart_db_pool_max_connections {max}\n\
+             # HELP stockcart_cart_cache_hits_total Cart reads answered from the in-process cache.\n\
+             # TYPE stockcart_cart_cache_hits_total counter\n\
+             stockcart_cart_cache_hits_total {hits}\n\
+             # HELP stockcart_cart_cache_misses_total Cart reads that had to assemble the cart from PostgreSQL.\n\
+             # TYPE stockcart_cart_cache_misses_total counter\n\
+             stockcart_cart_cache_misses_total {misses}\n\
+             # HELP stockcart_cart_cache_hit_ratio Hits over all cart cache lookups since start.\n\
+             # TYPE stockcart_cart_cache_hit_ratio gauge\n\
+             stockcart_cart_cache_hit_ratio {ratio}\n\
+             # HELP stockcart_cart_cache_entries Carts currently cached.\n\
+             # TYPE stockcart_cart_cache_entries gauge\n\
+             stockcart_cart_cache_entries {entries}\n",
+            idle = gauges.pool_idle,
+            max = gauges.pool_max,
+            entries = gauges.cart_cache_entries,
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"")
+}

@@ -1,0 +1,114 @@
+//! The one middleware every request passes: request id, tracing span, metrics, and the
+//! problem+json rewrite of errors that actix answers by itself (404, 405, ...).
+
+use std::time::Instant;
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderName, HeaderValue},
+    middleware::Next,
+    web, HttpResponse,
+};
+use serde_json::Map;
+use tracing::Instrument;
+
+use crate::{
+    error::{problem_body, PROBLEM_JSON},
+    metrics::Metrics,
+};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Largest request head (URI and headers) served; larger is 431, like a proxy would answer.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    // The client's id when it is a sane header value; otherwise a fresh one.
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a header value"));
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let head_bytes =
+        req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+    if head_bytes > MAX_HEAD_BYTES {
+        let response = problem_response(
+            actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            "the request head is larger than 16 KiB",
+        );
+        let mut res = req.into_response(response);
+        res.headers_mut().insert(REQUEST_ID, request_id);
+        return Ok(res);
+    }
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.to_str().unwrap_or(""),
+        method = %method,
+        path = %req.path(),
+    );
+
+    // Handlers' and extractors' errors arrive here as responses already; an `Err` can only
+    // come from inner middleware, and actix renders it.
+    let mut res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_problem(&res) {
+        res = into_problem(res);
+    }
+    res.headers_mut().insert(REQUEST_ID, request_id);
+
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    if let Some(metrics) = metrics {
+        metrics.observe(&route, &method, status.as_u16(), elapsed);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), route = %route, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request completed")
+    });
+    Ok(res)
+}
+
+fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {
+    res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+/// Rewrites a bare error response of actix (empty or plain text) into a problem document.
+fn into_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let (code, detail) = match status.as_u16() {
+        400 => ("bad_request", "the request could not be understood"),
+        404 => ("not_found", "no such resource"),
+        405 => ("method_not_allowed", "this method is not allowed on this resource"),
+        408 => ("request_timeout", "the request took too long to arrive"),
+        413 => ("payload_too_large", "the request body is too large"),
+        414 => ("uri_too_long", "the request URI is too long"),
+        415 => ("unsupported_media_type", "send the body as Content-Type: application/json"),
+        431 => ("request_header_fields_too_large", "the request head is too large"),
+        500 => ("internal_error", "an unexpected error occurred; it has been logged"),
+        503 => ("service_unavailable", "the service is unavailable; try again"),
+        s if s < 500 => ("client_error", "the request was refused"),
+        _ => ("server_error", "the server failed"),
+    };
+    let body = problem_body(status, code, detail, &Map::new()).to_string();
+    res.map_body(|head, _| {
+        head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        head.headers_mut().remove(header::CONTENT_LENGTH);
+        BoxBody::new(body)
+    })
+}
+
+/// Used where a handler must answer a problem by itself (e.g. the default service).
+pub fn problem_response(status: actix_web::http::StatusCode, code: &str, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .body(problem_body(status, code, detail, &Map::new()).to_string())
+}

@@ -1,0 +1,280 @@
+//! The OpenAPI 3 document of every endpoint, and a self-contained HTML rendering of it for
+//! `/docs` (no scripts, no fonts, nothing fetched: it works with no internet access).
+//!
+//! Written as a table next to the route table (`routes/mod.rs`); a test checks that every
+//! documented path answers something other than 404, so the two cannot drift apart.
+
+use serde_json::{json, Map, Value};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    None,
+    Session,
+    Admin,
+}
+
+struct Endpoint {
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    summary: &'static str,
+    body: Option<&'static str>,
+    ok: (u16, &'static str),
+    errors: &'static [(u16, &'static str)],
+}
+
+const fn ep(
+    method: &'static str,
+    path: &'static str,
+    auth: Auth,
+    summary: &'static str,
+    body: Option<&'static str>,
+    ok: (u16, &'static str),
+    errors: &'static [(u16, &'static str)],
+) -> Endpoint {
+    Endpoint { method, path, auth, summary, body, ok, errors }
+}
+
+const ENDPOINTS: &[Endpoint] = &[
+    ep("get", "/healthz", Auth::None, "200 while the process runs", None, (200, "Status"), &[]),
+    ep("get", "/readyz", Auth::None, "200 when the database answers and its schema is current", None, (200, "Status"), &[(503, "database_unavailable or schema_not_current")]),
+    ep("get", "/metrics", Auth::None, "Prometheus metrics: requests and latency by route and status, pool usage, cart cache hits and misses", None, (200, "Text"), &[]),
+    ep("get", "/openapi.json", Auth::None, "This document", None, (200, "Object"), &[]),
+    ep("get", "/docs", Auth::None, "Human-readable API documentation", None, (200, "Text"), &[]),
+    ep("put", "/v1/admin/products/{sku}", Auth::Admin, "Create (201, stock 0) or update (200) a product. Name, price and threshold changes never change the stock level's version or ledger.", Some("ProductInput"), (200, "Product"), &[(201, "created"), (422, "invalid_sku, invalid_name, invalid_price, invalid_currency, currency_mismatch, invalid_threshold, invalid_number")]),
+    ep("get", "/v1/products/{sku}", Auth::None, "A product with its available stock", None, (200, "Product"), &[(404, "unknown_sku")]),
+    ep("get", "/v1/products", Auth::None, "Products ordered by SKU (?limit=1..200, ?after=<cursor>)", None, (200, "ProductPage"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/inventory/{sku}", Auth::Admin, "A stock level, with ETag", None, (200, "Level"), &[(404, "unknown_sku")]),
+    ep("put", "/v1/admin/inventory/{sku}", Auth::Admin, "Set on_hand absolutely; If-Match is required", Some("SetLevel"), (200, "Level"), &[(404, "unknown_sku"), (409, "insufficient_stock (below reserved)"), (412, "version_mismatch"), (422, "invalid_on_hand"), (428, "precondition_required")]),
+    ep("post", "/v1/admin/inventory/{sku}/adjustments", Auth::Admin, "Adjust on_hand by a delta with a reason; honours If-Match", Some("Adjustment"), (200, "Level"), &[(404, "unknown_sku"), (409, "insufficient_stock"), (412, "version_mismatch"), (422, "invalid_delta, invalid_reason, invalid_reference, quantity_out_of_range")]),
+    ep("post", "/v1/admin/inventory/batch", Auth::Admin, "Up to 10,000 adjustments, all or nothing; errors name every failing line by index", Some("Batch"), (200, "BatchResult"), &[(409, "insufficient_stock (errors[])"), (422, "invalid_batch, or per-line codes in errors[]")]),
+    ep("get", "/v1/admin/inventory/{sku}/movements", Auth::Admin, "The movement ledger of a SKU, oldest first", None, (200, "MovementPage"), &[(400, "invalid_query"), (404, "unknown_sku")]),
+    ep("get", "/v1/admin/invariants", Auth::Admin, "Runs the invariant checker: reserved = open orders, ledger sums = levels, versions = ledger counts", None, (200, "InvariantReport"), &[]),
+    ep("post", "/v1/sessions", Auth::None, "Start a shopper session; the token is shown once", None, (201, "NewSession"), &[]),
+    ep("get", "/v1/session", Auth::Session, "The current session", None, (200, "Session"), &[]),
+    ep("delete", "/v1/session", Auth::Session, "Revoke the session on every replica", None, (204, "Empty"), &[]),
+    ep("post", "/v1/admin/sessions/attach", Auth::Admin, "Bind a session to a customer and merge its guest cart into the customer's cart (quantities summed, capped at 999; at most 100 lines)", Some("Attach"), (200, "Cart"), &[(404, "unknown_session"), (409, "session_already_attached"), (422, "invalid_token, invalid_customer_id")]),
+    ep("get", "/v1/cart", Auth::Session, "The session's cart, with ETag", None, (200, "Cart"), &[]),
+    ep("delete", "/v1/cart", Auth::Session, "Empty the cart; honours If-Match", None, (200, "Cart"), &[(412, "version_mismatch")]),
+    ep("post", "/v1/cart/items", Auth::Session, "Add a quantity of a SKU to its line; honours If-Match", Some("AddItem"), (200, "Cart"), &[(404, "unknown_sku"), (409, "insufficient_stock"), (412, "version_mismatch"), (422, "invalid_sku, invalid_quantity, cart_full")]),
+    ep("put", "/v1/cart/items/{sku}", Auth::Session, "Set a line's quantity; 0 removes it; honours If-Match", Some("SetItem"), (200, "Cart"), &[(404, "unknown_sku"), (409, "insufficient_stock"), (412, "version_mismatch"), (422, "invalid_quantity, cart_full")]),
+    ep("delete", "/v1/cart/items/{sku}", Auth::Session, "Remove a line; honours If-Match", None, (200, "Cart"), &[(404, "unknown_sku"), (412, "version_mismatch")]),
+    ep("post", "/v1/checkout", Auth::Session, "Reserve every line and place an order, all or nothing. Requires Idempotency-Key (1..255 chars); a repeat replays the first answer with Idempotent-Replayed: true", None, (201, "Order"), &[(400, "idempotency_key_required, invalid_idempotency_key"), (409, "insufficient_stock (shortages[]), idempotency_in_progress"), (422, "empty_cart")]),
+    ep("get", "/v1/orders", Auth::Session, "The session's (or its customer's) orders, newest first", None, (200, "OrderPage"), &[(400, "invalid_query")]),
+    ep("get", "/v1/orders/{id}", Auth::Session, "One of the caller's orders", None, (200, "Order"), &[(404, "unknown_order")]),
+    ep("post", "/v1/orders/{id}/cancel", Auth::Session, "Cancel and release the reservation; repeating is 200", None, (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition")]),
+    ep("post", "/v1/admin/orders/{id}/payment", Auth::Admin, "Record the payment of an order awaiting it", Some("Payment"), (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition"), (422, "invalid_reference")]),
+    ep("post", "/v1/admin/orders/{id}/ship", Auth::Admin, "Ship a paid order: on_hand and reserved fall by its quantities", None, (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition")]),
+    ep("get", "/v1/admin/orders", Auth::Admin, "All orders, newest first (?status=, ?limit=, ?after=)", None, (200, "OrderPage"), &[(400, "invalid_query")]),
+];
+
+fn schemas() -> Value {
+    let int = json!({ "type": "integer", "format": "int64" });
+    let money = json!({ "$ref": "#/components/schemas/Money" });
+    let line = json!({ "type": "object", "properties": {
+        "sku": { "type": "string" }, "name": { "type": "string" }, "quantity": int,
+        "unit_price": money, "line_total": money } });
+    let page = |item: &str| {
+        json!({ "type": "object", "properties": {
+        "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } },
+        "next": { "type": "string", "nullable": true, "description": "cursor of the next page, for ?after=" } } })
+    };
+    json!({
+        "Money": { "type": "object", "required": ["amount", "currency"], "properties": {
+            "amount": { "type": "integer", "format": "int64", "description": "minor units" },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" } } },
+        "Problem": { "type": "object", "description": "RFC 9457 problem document (application/problem+json)", "properties": {
+            "type": { "type": "string" }, "title": { "type": "string" }, "status": int,
+            "detail": { "type": "string" }, "code": { "type": "string" } } },
+        "Status": { "type": "object", "properties": { "status": { "type": "string" } } },
+        "Text": { "type": "string" },
+        "Object": { "type": "object" },
+        "Empty": { "type": "object" },
+        "ProductInput": { "type": "object", "required": ["name", "price"], "properties": {
+            "name": { "type": "string", "minLength": 1, "maxLength": 200 }, "price": money,
+            "low_stock_threshold": { "type": "integer", "minimum": 0 } } },
+        "Product": { "type": "object", "properties": {
+            "sku": { "type": "string" }, "name": { "type": "string" }, "price": money,
+            "available": int, "low_stock_threshold": int } },
+        "ProductPage": page("Product"),
+        "Level": { "type": "object", "properties": {
+            "sku": { "type": "string" }, "on_hand": int, "reserved": int, "available": int,
+            "version": int, "low_stock_threshold": int } },
+        "SetLevel": { "type": "object", "required": ["on_hand"], "properties": { "on_hand": { "type": "integer", "minimum": 0 } } },
+        "Adjustment": { "type": "object", "required": ["delta", "reason"], "properties": {
+            "delta": { "type": "integer", "description": "non-zero, at most 1e9 in magnitude" },
+            "reason": { "type": "string", "enum": ["restock", "correction", "shrinkage", "return"] },
+            "reference": { "type": "string", "maxLength": 200 } } },
+        "Batch": { "type": "object", "required": ["adjustments"], "properties": {
+            "adjustments": { "type": "array", "maxItems": 10000, "items": { "allOf": [
+                { "$ref": "#/components/schemas/Adjustment" },
+                { "type": "object", "required": ["sku"], "properties": { "sku": { "type": "string" } } } ] } } } },
+        "BatchResult": { "type": "object", "properties": { "applied": int } },
+        "Movement": { "type": "object", "properties": {
+            "id": int, "sku": { "type": "string" },
+            "kind": { "type": "string", "enum": ["adjustment", "set", "reservation", "release", "shipment"] },
+            "delta_on_hand": int, "delta_reserved": int, "on_hand_after": int, "reserved_after": int,
+            "version_after": int, "reason": { "type": "string", "nullable": true },
+            "reference": { "type": "string", "nullable": true },
+            "order_id": { "type": "string", "format": "uuid", "nullable": true },
+            "at": { "type": "string", "format": "date-time" } } },
+        "MovementPage": page("Movement"),
+        "InvariantReport": { "type": "object", "properties": {
+            "ok": { "type": "boolean" }, "skus_checked": int, "violations": { "type": "array", "items": { "type": "string" } } } },
+        "NewSession": { "type": "object", "properties": {
+            "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } },
+        "Session": { "type": "object", "properties": {
+            "expires_at": { "type": "string", "format": "date-time" },
+            "customer_id": { "type": "string", "nullable": true } } },
+        "Attach": { "type": "object", "required": ["token", "customer_id"], "properties": {
+            "token": { "type": "string" }, "customer_id": { "type": "string", "minLength": 1, "maxLength": 200 } } },
+        "Cart": { "type": "object", "properties": {
+            "id": { "type": "string", "format": "uuid" }, "version": int,
+            "lines": { "type": "array", "items": line }, "item_count": int, "subtotal": money,
+            "updated_at": { "type": "string", "format": "date-time" } } },
+        "AddItem": { "type": "object", "required": ["sku", "quantity"], "properties": {
+            "sku": { "type": "string" }, "quantity": { "type": "integer", "minimum": 1, "maximum": 999 } } },
+        "SetItem": { "type": "object", "required": ["quantity"], "properties": {
+            "quantity": { "type": "integer", "minimum": 0, "maximum": 999 } } },
+        "Order": { "type": "object", "properties": {
+            "id": { "type": "string", "format": "uuid" },
+            "status": { "type": "string", "enum": ["awaiting_payment", "paid", "shipped", "cancelled", "expired"] },
+            "lines": { "type": "array", "items": line }, "total": money,
+            "created_at": { "type": "string", "format": "date-time" },
+            "expires_at": { "type": "string", "format": "date-time" } } },
+        "OrderPage": page("Order"),
+        "Payment": { "type": "object", "required": ["reference"], "properties": {
+            "reference": { "type": "string", "minLength": 1, "maxLength": 200 } } },
+    })
+}
+
+fn operation(e: &Endpoint) -> Value {
+    let mut responses = Map::new();
+    let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let media = if e.ok.1 == "Text" { "text/plain" } else { "application/json" };
+    responses.insert(
+        e.ok.0.to_string(),
+        json!({ "description": "success", "content": { media: { "schema": schema_ref(e.ok.1) } } }),
+    );
+    let problem = json!({ "application/problem+json": { "schema": schema_ref("Problem") } });
+    for (status, codes) in e.errors {
+        let entry = if *status < 300 {
+            json!({ "description": codes, "content": { "application/json": { "schema": schema_ref(e.ok.1) } } })
+        } else {
+            json!({ "description": format!("code: {codes}"), "content": problem })
+        };
+        responses.insert(status.to_string(), entry);
+    }
+    if e.auth != Auth::None {
+        responses.insert(
+            "401".into(),
+            json!({ "description": "code: unauthorized (missing or unknown token)", "content": problem }),
+        );
+    }
+    if e.auth == Auth::Admin {
+        responses
+            .insert("403".into(), json!({ "description": "code: forbidden (a session token)", "content": problem }));
+    }
+    let mut parameters: Vec<Value> = e
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage") {
+        parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
+        parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "string" } }));
+    }
+    if e.path == "/v1/admin/orders" {
+        parameters.push(json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["awaiting_payment", "paid", "shipped", "cancelled", "expired"] } }));
+    }
+    if e.path == "/v1/checkout" {
+        parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 255 } }));
+    }
+    if e.body.is_some() || matches!(e.ok.1, "Cart" | "Level") && e.method != "get" {
+        parameters.push(json!({ "name": "If-Match", "in": "header", "required": e.path == "/v1/admin/inventory/{sku}", "schema": { "type": "string" }, "description": "\"<version>\" from an ETag" }));
+    }
+    let mut op = json!({ "summary": e.summary, "parameters": parameters, "responses": responses });
+    if let Some(body) = e.body {
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+    }
+    match e.auth {
+        Auth::None => op["security"] = json!([]),
+        Auth::Session => op["security"] = json!([{ "session": [] }]),
+        Auth::Admin => op["security"] = json!([{ "admin": [] }]),
+    }
+    op
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
+        entry[e.method] = operation(e);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "stockcart",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Shopping carts and real-time inventory. Errors are RFC 9457 problem documents with a stable `code`. \
+                            Integers must be written as integers (1.0 and 1e2 are 422 invalid_number). Request bodies are limited \
+                            to 64 KiB (8 MiB for the batch endpoint). Every response carries X-Request-Id."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "session": { "type": "http", "scheme": "bearer", "description": "a token from POST /v1/sessions" },
+                "admin": { "type": "http", "scheme": "bearer", "description": "STOCKCART_ADMIN_TOKEN" }
+            }
+        }
+    })
+}
+
+/// Every documented (method, path), for the test that keeps this table and the routes in step.
+pub fn endpoints() -> Vec<(&'static str, &'static str)> {
+    ENDPOINTS.iter().map(|e| (e.method, e.path)).collect()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+pub fn html() -> String {
+    let mut rows = String::new();
+    for e in ENDPOINTS {
+        let auth = match e.auth {
+            Auth::None => "none",
+            Auth::Session => "session",
+            Auth::Admin => "admin",
+        };
+        let errors: Vec<String> = e.errors.iter().map(|(s, c)| format!("{s} {}", escape(c))).collect();
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{auth}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>\n",
+            e.method.to_uppercase(),
+            escape(e.path),
+            escape(e.summary),
+            e.body.unwrap_or("-"),
+            e.ok.0,
+            e.ok.1,
+            errors.join("<br>")
+        ));
+    }
+    let schemas = serde_json::to_string_pretty(&schemas()).unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>stockcart API</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}}pre{{background:#f6f6f6;padding:1rem}}</style>\
+         </head><body><h1>stockcart API</h1>\
+         <p>JSON in and out; errors are <code>application/problem+json</code> with a stable <code>code</code>. \
+         Authenticate with <code>Authorization: Bearer &lt;token&gt;</code>: a session token from <code>POST /v1/sessions</code>, \
+         or the admin token for <code>/v1/admin/...</code>. Versions travel as <code>ETag: \"&lt;version&gt;\"</code> and \
+         <code>If-Match</code>. Lists take <code>?limit=</code> (1..200) and <code>?after=&lt;cursor&gt;</code>. \
+         The machine-readable document is <a href=\"/openapi.json\">/openapi.json</a>.</p>\
+         <table><tr><th>method</th><th>path</th><th>auth</th><th>what</th><th>body</th><th>success</th><th>errors</th></tr>\n{rows}</table>\
+         <h2>Schemas</h2><pre>{}</pre></body></html>",
+        escape(&schemas)
+    )
+}

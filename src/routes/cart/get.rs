@@ -1,0 +1,22 @@
+use actix_web::HttpResponse;
+
+use super::{cached_response, cart_response};
+use crate::{
+    auth::Shopper,
+    error::{ApiError, ApiResult},
+    startup::State,
+    store::carts,
+};
+
+/// `GET /v1/cart`: the session read (in `Shopper`) already returned the cart's version and
+/// the catalog revision, so a warm cart costs that one round trip and nothing more.
+pub async fn handle(shopper: Shopper, state: State) -> ApiResult<HttpResponse> {
+    if let Some(body) = state.carts.get(shopper.cart_id, shopper.cart_version, shopper.catalog_revision) {
+        return Ok(cached_response(shopper.cart_version, body));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let cart = carts::load(&mut conn, shopper.cart_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this session's cart is gone; start a new session"))?;
+    Ok(cart_response(&state, &cart))
+}

@@ -1,0 +1,18 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{unknown_sku, CartWrite};
+use crate::{auth::Shopper, domain::Sku, error::ApiResult, startup::State, store::carts};
+
+/// `DELETE /v1/cart/items/{sku}`: the cart without that line (removing an absent line is fine).
+pub async fn handle(
+    shopper: Shopper,
+    state: State,
+    req: HttpRequest,
+    sku: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
+    let mut write = CartWrite::begin(&state, &shopper, &req).await?;
+    let cart_id = write.cart_id();
+    carts::remove_line(write.conn(), cart_id, sku.as_str()).await?;
+    write.finish(&state).await
+}

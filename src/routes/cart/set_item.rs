@@ -1,0 +1,48 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{insufficient, unknown_sku, CartWrite};
+use crate::{
+    auth::Shopper,
+    domain::{Invalid, Quantity, Sku, MAX_CART_LINES, MAX_LINE_QUANTITY},
+    error::ApiResult,
+    extract::JsonBody,
+    startup::State,
+    store::carts,
+};
+
+/// `PUT /v1/cart/items/{sku}`: sets the line to `quantity`; 0 removes it.
+pub async fn handle(
+    shopper: Shopper,
+    state: State,
+    req: HttpRequest,
+    sku: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<HttpResponse> {
+    let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
+    let raw = body.int("quantity", "invalid_quantity")?;
+    let quantity = match raw {
+        0 => None,
+        n => Some(
+            Quantity::parse(n)
+                .map_err(|_| Invalid::new("invalid_quantity", format!("quantity must be 0 to {MAX_LINE_QUANTITY}")))?,
+        ),
+    };
+
+    let mut write = CartWrite::begin(&state, &shopper, &req).await?;
+    let cart_id = write.cart_id();
+    let line =
+        carts::line_context(write.conn(), cart_id, sku.as_str()).await?.ok_or_else(|| unknown_sku(sku.as_str()))?;
+    match quantity {
+        None => carts::remove_line(write.conn(), cart_id, sku.as_str()).await?,
+        Some(quantity) => {
+            if line.current_quantity.is_none() && line.line_count >= MAX_CART_LINES {
+                return Err(Invalid::new("cart_full", format!("a cart holds at most {MAX_CART_LINES} lines")).into());
+            }
+            if i64::from(quantity.get()) > line.available {
+                return Err(insufficient(sku.as_str(), quantity.get().into(), line.available));
+            }
+            carts::set_line(write.conn(), cart_id, sku.as_str(), quantity.get()).await?;
+        }
+    }
+    write.finish(&state).await
+}

@@ -1,0 +1,53 @@
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+
+use super::{level_response, path_sku, refusal_error};
+use crate::{
+    auth::Admin,
+    domain::{parse_reference, Invalid, MAX_ON_HAND},
+    error::{ApiError, ApiResult},
+    extract::{if_match, JsonBody},
+    startup::State,
+    store::stock::{self, Delta, MovementKind, StockChange},
+};
+
+/// `PUT /v1/admin/inventory/{sku}`: sets on_hand absolutely. If-Match is required, since an
+/// absolute write over a level the client has not seen would silently undo other changes.
+pub async fn handle(
+    _: Admin,
+    state: State,
+    req: HttpRequest,
+    sku: web::Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<HttpResponse> {
+    let sku = path_sku(&sku)?;
+    let on_hand = body.int("on_hand", "invalid_on_hand")?;
+    if !(0..=MAX_ON_HAND).contains(&on_hand) {
+        return Err(Invalid::new("invalid_on_hand", format!("on_hand must be 0 to {MAX_ON_HAND}")).into());
+    }
+    let reference = body.opt_str("reference", "invalid_reference")?.map(parse_reference).transpose()?;
+    let expected = if_match(&req)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition_required",
+            "send If-Match: \"<version>\" from the level's ETag",
+        )
+    })?;
+    let change = StockChange {
+        sku: sku.into_string(),
+        kind: MovementKind::Set,
+        delta: Delta::SetOnHand(on_hand),
+        reason: None,
+        reference,
+        order_id: None,
+        expected: Some(expected),
+    };
+
+    let mut tx = state.pool.begin().await?;
+    match stock::apply(&mut tx, &[change]).await? {
+        Ok(levels) => {
+            tx.commit().await?;
+            Ok(level_response(&levels[0]))
+        }
+        Err(mut failures) => Err(refusal_error(failures.remove(0))),
+    }
+}

@@ -1,0 +1,93 @@
+//! Order endpoints. Every status change goes through `change_status`, which applies the
+//! lifecycle (including expiry of an unpaid order found past its deadline) in one place.
+
+pub mod admin_list;
+pub mod cancel;
+pub mod list;
+pub mod pay;
+pub mod ship;
+pub mod show;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::{page, ListQuery},
+    startup::AppState,
+    store::orders::{self, Order, Status, TransitionError, Viewer},
+};
+
+fn unknown_order() -> ApiError {
+    ApiError::not_found("unknown_order", "no such order")
+}
+
+/// Ids that are not well formed are simply orders that do not exist.
+fn order_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| unknown_order())
+}
+
+fn transition_error(err: TransitionError) -> ApiError {
+    match err {
+        TransitionError::Invalid { from, to } => invalid_transition(from, to),
+        TransitionError::Database(e) => e.into(),
+    }
+}
+
+fn invalid_transition(from: Status, to: Status) -> ApiError {
+    ApiError::conflict(
+        "invalid_transition",
+        format!("an order that is {} cannot become {}", from.as_str(), to.as_str()),
+    )
+    .with("status", Value::from(from.as_str()))
+}
+
+/// Moves the order to `to` under its row lock. An unpaid order found past its deadline is
+/// expired first (its stock released), and the requested change is then refused.
+async fn change_status(
+    state: &AppState,
+    id: Uuid,
+    viewer: Viewer<'_>,
+    to: Status,
+    reference: Option<&str>,
+) -> ApiResult<Order> {
+    let mut tx = state.pool.begin().await?;
+    let order = orders::lock(&mut tx, id, &viewer).await?.ok_or_else(unknown_order)?;
+    if order.due {
+        orders::transition(&mut tx, &order, Status::Expired, None).await.map_err(transition_error)?;
+        tx.commit().await?;
+        return Err(invalid_transition(Status::Expired, to));
+    }
+    if to == Status::Cancelled && order.status == Status::Cancelled {
+        return Ok(order); // Cancelling twice is answered like the first time.
+    }
+    let after = orders::transition(&mut tx, &order, to, reference).await.map_err(transition_error)?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// The cursor of an order list: the position of the last order shown.
+fn cursor(order: &Order) -> String {
+    format!("{}_{}", order.created_at.timestamp_micros(), order.id)
+}
+
+fn parse_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+    let bad = || ApiError::invalid_query("after is not a cursor of this list");
+    let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
+    let at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+async fn list_page(
+    state: &AppState,
+    viewer: Viewer<'_>,
+    status: Option<Status>,
+    query: &ListQuery,
+) -> ApiResult<Value> {
+    let after = query.after.as_deref().map(parse_cursor).transpose()?;
+    let mut conn = state.pool.acquire().await?;
+    let found = orders::list(&mut conn, &viewer, status, after, query.limit + 1).await?;
+    let next = (found.len() as i64 > query.limit).then(|| cursor(&found[query.limit as usize - 1]));
+    Ok(page(found.iter().take(query.limit as usize).map(Order::to_json).collect(), next))
+}

@@ -1,0 +1,42 @@
+use actix_web::HttpResponse;
+
+use crate::{
+    auth::Admin,
+    domain::{parse_customer_id, TokenHash},
+    error::{ApiError, ApiResult},
+    extract::JsonBody,
+    routes::cart::cart_response,
+    startup::State,
+    store::{carts, sessions},
+};
+
+/// `POST /v1/admin/sessions/attach`: the storefront's backend vouches that this session's
+/// shopper logged in as `customer_id`. In one transaction the guest cart is merged into the
+/// customer's cart and the session switches to it, so every session of the customer, on
+/// any replica, sees one cart. Repeating the call changes nothing.
+pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResult<HttpResponse> {
+    let token = body.str("token", "invalid_token")?;
+    let customer_id = parse_customer_id(body.str("customer_id", "invalid_customer_id")?)?;
+
+    let mut tx = state.pool.begin().await?;
+    let (session_id, guest_cart, bound_to) = sessions::lock_by_hash(&mut tx, &TokenHash::of(token))
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_session", "no live session has this token"))?;
+    let cart_id = match bound_to {
+        Some(existing) if existing == customer_id => guest_cart,
+        Some(_) => {
+            return Err(ApiError::conflict("session_already_attached", "this session belongs to another customer"))
+        }
+        None => {
+            let customer_cart = carts::lock_customer_cart(&mut tx, &customer_id).await?;
+            carts::merge_guest_cart(&mut tx, guest_cart, customer_cart).await?;
+            sessions::bind_customer(&mut tx, session_id, &customer_id, customer_cart).await?;
+            carts::delete_guest(&mut tx, guest_cart).await?;
+            customer_cart
+        }
+    };
+    let cart = carts::load(&mut tx, cart_id).await?.ok_or_else(ApiError::internal)?;
+    tx.commit().await?;
+    state.carts.invalidate(guest_cart);
+    Ok(cart_response(&state, &cart))
+}

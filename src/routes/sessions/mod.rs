@@ -1,0 +1,4 @@
+pub mod attach;
+pub mod create;
+pub mod revoke;
+pub mod show;

@@ -1,0 +1,82 @@
+//! Builds the application: pool, caches, background tasks and the actix server.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+
+use crate::{cache::CartCache, config::Settings, metrics::Metrics, middleware, routes, tasks};
+
+/// What every handler can reach. Cheap to clone; one per app instance (replica).
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub admin_token: String,
+    pub carts: CartCache,
+    pub metrics: web::Data<Metrics>,
+}
+
+pub type State = web::Data<AppState>;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// A pool that fails fast when the database is gone, so requests answer 503 quickly.
+pub fn pool_options(settings: &Settings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(settings.pool_size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+}
+
+pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
+    pool_options(settings).connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))
+}
+
+impl Application {
+    /// Binds `settings.bind` (port 0 picks a free port) and starts the background tasks.
+    pub fn build(settings: Settings, pool: PgPool, admin_token: String) -> std::io::Result<Application> {
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(Metrics::default());
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
+            settings: Arc::new(settings.clone()),
+            admin_token,
+            metrics: metrics.clone(),
+        });
+        tasks::spawn_all(state.clone().into_inner());
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(metrics.clone())
+                .wrap(from_fn(middleware::observe))
+                .configure(routes::configure)
+                .default_service(web::to(routes::ops::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Application { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C: stops accepting, lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

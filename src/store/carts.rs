@@ -1,0 +1,199 @@
+//! Carts and their lines. A cart's `version` is bumped by every change, in the change's
+//! transaction, and its row lock serialises concurrent changes of one cart.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{Money, MAX_CART_LINES, MAX_LINE_QUANTITY};
+
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub currency: String,
+}
+
+/// A cart assembled with the catalog's current names and prices, as of `catalog_revision`.
+#[derive(Debug, Clone)]
+pub struct CartView {
+    pub id: Uuid,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub catalog_revision: i64,
+    pub lines: Vec<CartLine>,
+}
+
+impl CartView {
+    pub fn to_json(&self, currency: &str) -> Value {
+        let lines: Vec<Value> = self
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "sku": l.sku,
+                    "name": l.name,
+                    "quantity": l.quantity,
+                    "unit_price": Money::new(l.unit_price, l.currency.clone()),
+                    "line_total": Money::new(l.unit_price * i64::from(l.quantity), l.currency.clone()),
+                })
+            })
+            .collect();
+        let subtotal: i64 = self.lines.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum();
+        let item_count: i64 = self.lines.iter().map(|l| i64::from(l.quantity)).sum();
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "lines": lines,
+            "item_count": item_count,
+            "subtotal": Money::new(subtotal, currency),
+            "updated_at": super::timestamp(&self.updated_at),
+        })
+    }
+}
+
+/// Reads the whole cart in one statement, so version, lines and prices are one snapshot.
+pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartView>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT c.version, c.updated_at, r.revision,
+                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
+                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?"
+           FROM carts c
+           CROSS JOIN catalog_revision r
+           LEFT JOIN cart_lines l ON l.cart_id = c.id
+           LEFT JOIN products p ON p.sku = l.sku
+           WHERE c.id = $1
+           ORDER BY l.position"#,
+        cart_id
+    )
+    .fetch_all(conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut view = CartView {
+        id: cart_id,
+        version: first.version,
+        updated_at: first.updated_at,
+        catalog_revision: first.revision,
+        lines: Vec::new(),
+    };
+    for r in rows {
+        if let (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) =
+            (r.sku, r.name, r.quantity, r.price_amount, r.price_currency)
+        {
+            view.lines.push(CartLine { sku, name, quantity, unit_price, currency });
+        }
+    }
+    Ok(Some(view))
+}
+
+/// Locks the cart and bumps its version; returns the version it had before this change.
+pub async fn begin_change(tx: &mut PgConnection, cart_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"UPDATE carts SET version = version + 1, updated_at = now() WHERE id = $1 RETURNING version - 1 AS "previous!""#,
+        cart_id
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// What adding or setting a line must know: the product, its availability now, the line's
+/// current quantity and the number of lines in the cart. `None` for an unknown SKU.
+pub struct LineContext {
+    pub available: i64,
+    pub current_quantity: Option<i32>,
+    pub line_count: i64,
+}
+
+pub async fn line_context(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<Option<LineContext>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT s.on_hand - s.reserved AS "available!",
+                  (SELECT quantity FROM cart_lines WHERE cart_id = $1 AND sku = $2) AS current_quantity,
+                  (SELECT count(*) FROM cart_lines WHERE cart_id = $1) AS "line_count!"
+           FROM stock_levels s WHERE s.sku = $2"#,
+        cart_id,
+        sku
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|r| LineContext {
+        available: r.available,
+        current_quantity: r.current_quantity,
+        line_count: r.line_count,
+    }))
+}
+
+pub async fn set_line(tx: &mut PgConnection, cart_id: Uuid, sku: &str, quantity: i32) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO cart_lines (cart_id, sku, quantity) VALUES ($1, $2, $3)
+           ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity"#,
+        cart_id,
+        sku,
+        quantity
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_line(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2", cart_id, sku).execute(tx).await?;
+    Ok(())
+}
+
+pub async fn clear(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM cart_lines WHERE cart_id = $1", cart_id).execute(tx).await?;
+    Ok(())
+}
+
+/// The customer's cart, created on first use, locked.
+pub async fn lock_customer_cart(tx: &mut PgConnection, customer_id: &str) -> Result<Uuid, sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO carts (id, customer_id) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING",
+        Uuid::new_v4(),
+        customer_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query_scalar!("SELECT id FROM carts WHERE customer_id = $1 FOR UPDATE", customer_id).fetch_one(tx).await
+}
+
+/// Merges the guest cart's lines into the customer's cart. Quantities of a SKU in
+/// both are summed and capped at 999; guest lines that would make more than 100 lines are
+/// dropped (the customer's own lines come first). Bumps the customer cart's version once.
+pub async fn merge_guest_cart(tx: &mut PgConnection, guest: Uuid, into: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH guest AS (
+               SELECT sku, quantity, position FROM cart_lines WHERE cart_id = $1
+           ), room AS (
+               SELECT $3 - count(*) AS free FROM cart_lines WHERE cart_id = $2
+           ), fresh AS (
+               SELECT g.sku, g.quantity FROM guest g
+               WHERE NOT EXISTS (SELECT 1 FROM cart_lines l WHERE l.cart_id = $2 AND l.sku = g.sku)
+               ORDER BY g.position
+               LIMIT (SELECT greatest(free, 0) FROM room)
+           ), summed AS (
+               UPDATE cart_lines l SET quantity = least(l.quantity + g.quantity, $4)
+               FROM guest g WHERE l.cart_id = $2 AND l.sku = g.sku
+           )
+           INSERT INTO cart_lines (cart_id, sku, quantity) SELECT $2, sku, quantity FROM fresh"#,
+        guest,
+        into,
+        MAX_CART_LINES,
+        MAX_LINE_QUANTITY as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("UPDATE carts SET version = version + 1, updated_at = now() WHERE id = $1", into).execute(tx).await?;
+    Ok(())
+}
+
+/// Deletes a guest cart no session uses any more (its lines go with it).
+pub async fn delete_guest(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM carts WHERE id = $1 AND customer_id IS NULL", cart_id).execute(tx).await?;
+    Ok(())
+}

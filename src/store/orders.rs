@@ -1,0 +1,486 @@
+//! Orders and their lifecycle. `place` reserves every line in one transaction; `transition`
+//! is the one place that moves an order between statuses, with its stock movements and its
+//! outbox event in the same transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::stock::{self, Delta, MovementKind, Refusal, StockChange};
+use crate::domain::Money;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    AwaitingPayment,
+    Paid,
+    Shipped,
+    Cancelled,
+    Expired,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] =
+        [Status::AwaitingPayment, Status::Paid, Status::Shipped, Status::Cancelled, Status::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingPayment => "awaiting_payment",
+            Status::Paid => "paid",
+            Status::Shipped => "shipped",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// The lifecycle: awaiting_payment -> paid -> shipped; awaiting_payment or paid ->
+    /// cancelled; awaiting_payment -> expired.
+    pub fn can_become(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (AwaitingPayment, Paid)
+                | (Paid, Shipped)
+                | (AwaitingPayment | Paid, Cancelled)
+                | (AwaitingPayment, Expired)
+        )
+    }
+
+    /// What a transition into `self` does to the stock of a line of `quantity`.
+    fn stock_effect(self, quantity: i64) -> Option<(MovementKind, Delta)> {
+        match self {
+            Status::Cancelled | Status::Expired => {
+                Some((MovementKind::Release, Delta::By { on_hand: 0, reserved: -quantity }))
+            }
+            Status::Shipped => Some((MovementKind::Shipment, Delta::By { on_hand: -quantity, reserved: -quantity })),
+            Status::AwaitingPayment | Status::Paid => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub customer_id: Option<String>,
+    pub status: Status,
+    pub total_amount: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Awaiting payment past its deadline: it must expire before anything else happens to it.
+    pub due: bool,
+    pub lines: Vec<OrderLine>,
+}
+
+impl Order {
+    pub fn to_json(&self) -> Value {
+        let lines: Vec<Value> = self
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "sku": l.sku,
+                    "name": l.name,
+                    "quantity": l.quantity,
+                    "unit_price": Money::new(l.unit_price, self.currency.clone()),
+                    "line_total": Money::new(l.line_total, self.currency.clone()),
+                })
+            })
+            .collect();
+        json!({
+            "id": self.id,
+            "status": self.status.as_str(),
+            "lines": lines,
+            "total": Money::new(self.total_amount, self.currency.clone()),
+            "created_at": super::timestamp(&self.created_at),
+            "expires_at": super::timestamp(&self.expires_at),
+        })
+    }
+}
+
+/// Who may see an order: its session, or its customer's sessions; admins see all.
+#[derive(Debug, Clone)]
+pub enum Viewer<'a> {
+    Admin,
+    Shopper { session_id: Uuid, customer_id: Option<&'a str> },
+}
+
+impl Viewer<'_> {
+    fn parts(&self) -> (bool, Option<Uuid>, Option<&str>) {
+        match self {
+            Viewer::Admin => (true, None, None),
+            Viewer::Shopper { session_id, customer_id } => (false, Some(*session_id), *customer_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: i64,
+    pub available: i64,
+}
+
+pub enum Placement {
+    Placed(Order),
+    EmptyCart,
+    Short(Vec<Shortage>),
+}
+
+/// Checkout: freezes the cart's prices into an order, empties the cart and reserves every
+/// line, all in the caller's transaction. Stock rows are locked last (by `stock::apply`, in
+/// SKU order), so a hot SKU's row is held only for the reservation and the commit. On a
+/// shortage nothing stays written: the savepoint is rolled back.
+pub async fn place(
+    tx: &mut PgConnection,
+    session_id: Uuid,
+    customer_id: Option<&str>,
+    cart_id: Uuid,
+    currency: &str,
+    payment_timeout: Duration,
+) -> Result<Placement, sqlx::Error> {
+    use sqlx::Connection;
+    let mut savepoint = tx.begin().await?;
+    super::carts::begin_change(&mut savepoint, cart_id).await?;
+    let cart = super::carts::load(&mut savepoint, cart_id).await?;
+    let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
+        return Ok(Placement::EmptyCart);
+    };
+    let created_at = Utc::now();
+    let expires_at = created_at + chrono::Duration::from_std(payment_timeout).unwrap_or(chrono::Duration::days(365));
+    let mut lines: Vec<OrderLine> = cart
+        .lines
+        .iter()
+        .map(|l| OrderLine {
+            sku: l.sku.clone(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            line_total: l.unit_price * i64::from(l.quantity),
+        })
+        .collect();
+    lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let order = Order {
+        id: Uuid::new_v4(),
+        session_id,
+        customer_id: customer_id.map(str::to_owned),
+        status: Status::AwaitingPayment,
+        total_amount: lines.iter().map(|l| l.line_total).sum(),
+        currency: currency.to_owned(),
+        created_at,
+        expires_at,
+        due: false,
+        lines,
+    };
+    insert(&mut savepoint, &order).await?;
+    super::carts::clear(&mut savepoint, cart_id).await?;
+
+    let reservations: Vec<StockChange> = order
+        .lines
+        .iter()
+        .map(|l| StockChange {
+            sku: l.sku.clone(),
+            kind: MovementKind::Reservation,
+            delta: Delta::By { on_hand: 0, reserved: i64::from(l.quantity) },
+            reason: None,
+            reference: None,
+            order_id: Some(order.id),
+            expected: None,
+        })
+        .collect();
+    match stock::apply(&mut savepoint, &reservations).await? {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(Placement::Placed(order))
+        }
+        Err(failures) => {
+            savepoint.rollback().await?;
+            let shortages = failures
+                .into_iter()
+                .map(|f| {
+                    let requested = order.lines[f.index].quantity.into();
+                    let available = match f.refusal {
+                        Refusal::InsufficientStock { available, .. } => available,
+                        _ => 0,
+                    };
+                    Shortage { sku: f.sku, requested, available }
+                })
+                .collect();
+            Ok(Placement::Short(shortages))
+        }
+    }
+}
+
+async fn insert(tx: &mut PgConnection, order: &Order) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO orders (id, session_id, customer_id, status, total_amount, currency, created_at, expires_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)"#,
+        order.id,
+        order.session_id,
+        order.customer_id,
+        order.status.as_str(),
+        order.total_amount,
+        order.currency,
+        order.created_at,
+        order.expires_at
+    )
+    .execute(&mut *tx)
+    .await?;
+    let positions: Vec<i32> = (0..order.lines.len() as i32).collect();
+    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
+    let names: Vec<String> = order.lines.iter().map(|l| l.name.clone()).collect();
+    let quantities: Vec<i32> = order.lines.iter().map(|l| l.quantity).collect();
+    let prices: Vec<i64> = order.lines.iter().map(|l| l.unit_price).collect();
+    let totals: Vec<i64> = order.lines.iter().map(|l| l.line_total).collect();
+    sqlx::query!(
+        r#"WITH lines AS (
+               INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_price, line_total)
+               SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::int4[], $6::int8[], $7::int8[])
+           )
+           INSERT INTO outbox_events (topic, payload) VALUES ('order.placed', $8)"#,
+        order.id,
+        &positions,
+        &skus,
+        &names,
+        &quantities,
+        &prices,
+        &totals,
+        order.to_json()
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+struct OrderRow {
+    id: Uuid,
+    session_id: Uuid,
+    customer_id: Option<String>,
+    status: String,
+    total_amount: i64,
+    currency: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    due: bool,
+}
+
+async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let lines = sqlx::query!(
+        r#"SELECT order_id, sku, name, quantity, unit_price, line_total
+           FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, position"#,
+        &ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Order {
+            lines: lines
+                .iter()
+                .filter(|l| l.order_id == r.id)
+                .map(|l| OrderLine {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    line_total: l.line_total,
+                })
+                .collect(),
+            id: r.id,
+            session_id: r.session_id,
+            customer_id: r.customer_id,
+            status: Status::parse(&r.status).unwrap_or(Status::Cancelled),
+            total_amount: r.total_amount,
+            currency: r.currency,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            due: r.due,
+        })
+        .collect())
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Result<Option<Order>, sqlx::Error> {
+    let (all, session_id, customer_id) = viewer.parts();
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
+                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
+           FROM orders
+           WHERE id = $1 AND ($2 OR session_id = $3 OR customer_id = $4)"#,
+        id,
+        all,
+        session_id,
+        customer_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(with_lines(conn, row.into_iter().collect()).await?.pop())
+}
+
+/// Like `find`, and locks the order until the transaction ends.
+pub async fn lock(tx: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Result<Option<Order>, sqlx::Error> {
+    let (all, session_id, customer_id) = viewer.parts();
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
+                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
+           FROM orders
+           WHERE id = $1 AND ($2 OR session_id = $3 OR customer_id = $4)
+           FOR UPDATE"#,
+        id,
+        all,
+        session_id,
+        customer_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(with_lines(tx, row.into_iter().collect()).await?.pop())
+}
+
+/// Newest first. The cursor is the (created_at, id) of the last order of the previous page.
+pub async fn list(
+    conn: &mut PgConnection,
+    viewer: &Viewer<'_>,
+    status: Option<Status>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let (all, session_id, customer_id) = viewer.parts();
+    let (after_at, after_id) = after.unzip();
+    let rows = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
+                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
+           FROM orders
+           WHERE ($1 OR session_id = $2 OR customer_id = $3)
+             AND ($4::text IS NULL OR status = $4)
+             AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $7"#,
+        all,
+        session_id,
+        customer_id,
+        status.map(Status::as_str),
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    with_lines(conn, rows).await
+}
+
+#[derive(Debug)]
+pub enum TransitionError {
+    Invalid { from: Status, to: Status },
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for TransitionError {
+    fn from(e: sqlx::Error) -> Self {
+        TransitionError::Database(e)
+    }
+}
+
+/// Moves a locked order to `to`, with the stock movements the lifecycle asks for and an
+/// `order.<status>` outbox event, in the caller's transaction.
+pub async fn transition(
+    tx: &mut PgConnection,
+    order: &Order,
+    to: Status,
+    reference: Option<&str>,
+) -> Result<Order, TransitionError> {
+    if !order.status.can_become(to) {
+        return Err(TransitionError::Invalid { from: order.status, to });
+    }
+    let changes: Vec<StockChange> = order
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let (kind, delta) = to.stock_effect(l.quantity.into())?;
+            Some(StockChange {
+                sku: l.sku.clone(),
+                kind,
+                delta,
+                reason: None,
+                reference: None,
+                order_id: Some(order.id),
+                expected: None,
+            })
+        })
+        .collect();
+    if !changes.is_empty() {
+        if let Err(failures) = stock::apply(tx, &changes).await? {
+            // Reserved stock always covers open orders; if it does not, stop before writing.
+            return Err(TransitionError::Database(sqlx::Error::Protocol(format!(
+                "order {} cannot become {}: stock refused {failures:?}",
+                order.id,
+                to.as_str()
+            ))));
+        }
+    }
+    let mut after = order.clone();
+    after.status = to;
+    after.due = false;
+    sqlx::query!(
+        r#"WITH changed AS (
+               UPDATE orders SET status = $2, payment_reference = coalesce($3, payment_reference), updated_at = now()
+               WHERE id = $1
+           )
+           INSERT INTO outbox_events (topic, payload) VALUES ('order.' || $2, $4)"#,
+        order.id,
+        to.as_str(),
+        reference,
+        after.to_json()
+    )
+    .execute(tx)
+    .await?;
+    Ok(after)
+}
+
+/// Ids of unpaid orders past their deadline, oldest deadline first.
+pub async fn due_for_expiry(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Expires one order if it is still due, skipping it when another replica holds it.
+/// Returns true when this call expired it: the status check under the row lock makes the
+/// release happen exactly once, whichever replica gets there first.
+pub async fn expire_if_due(tx: &mut PgConnection, id: Uuid) -> Result<bool, TransitionError> {
+    let locked = sqlx::query_scalar!(
+        "SELECT id FROM orders WHERE id = $1 AND status = 'awaiting_payment' AND expires_at <= now() FOR UPDATE SKIP LOCKED",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if locked.is_none() {
+        return Ok(false);
+    }
+    let Some(order) = lock(tx, id, &Viewer::Admin).await? else {
+        return Ok(false);
+    };
+    transition(tx, &order, Status::Expired, None).await?;
+    Ok(true)
+}

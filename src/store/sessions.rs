@@ -1,0 +1,133 @@
+//! Shopper sessions. Only a hash of each token is stored.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{SessionToken, TokenHash};
+
+/// What a request learns about its session in one indexed read: the session itself, its
+/// cart's version and the catalog revision, which is all a cached cart is checked against.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub cart_id: Uuid,
+    pub customer_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub cart_version: i64,
+    pub catalog_revision: i64,
+}
+
+pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateTime<Utc>), sqlx::Error> {
+    let token = SessionToken::generate();
+    let expires_at = sqlx::query_scalar!(
+        r#"WITH cart AS (INSERT INTO carts (id) VALUES ($1))
+           INSERT INTO sessions (id, token_hash, cart_id, expires_at)
+           VALUES ($2, $3, $1, now() + make_interval(secs => $4))
+           RETURNING expires_at"#,
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        token.hash().0,
+        ttl.as_secs_f64()
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((token, expires_at))
+}
+
+pub async fn authenticate(pool: &PgPool, hash: &TokenHash) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SessionRow,
+        r#"SELECT s.id, s.cart_id, s.customer_id, s.expires_at, c.version AS cart_version,
+                  (SELECT revision FROM catalog_revision) AS "catalog_revision!"
+           FROM sessions s JOIN carts c ON c.id = s.cart_id
+           WHERE s.token_hash = $1 AND s.expires_at > now()"#,
+        &hash.0
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Slides the expiry to `now + ttl`; returns the new deadline.
+pub async fn touch(pool: &PgPool, id: Uuid, ttl: Duration) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = $1 AND expires_at > now() RETURNING expires_at",
+        id,
+        ttl.as_secs_f64()
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn exists(pool: &PgPool, hash: &TokenHash) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM sessions WHERE token_hash = $1 AND expires_at > now()) AS "found!""#,
+        &hash.0
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(found)
+}
+
+/// Deletes the session, and its cart when that is a guest cart (a customer's cart stays).
+pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH gone AS (DELETE FROM sessions WHERE id = $1 RETURNING cart_id)
+           DELETE FROM carts c USING gone WHERE c.id = gone.cart_id AND c.customer_id IS NULL"#,
+        id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The session a token names, locked, for attaching it to a customer.
+pub async fn lock_by_hash(
+    tx: &mut PgConnection,
+    hash: &TokenHash,
+) -> Result<Option<(Uuid, Uuid, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT id, cart_id, customer_id FROM sessions WHERE token_hash = $1 AND expires_at > now() FOR UPDATE",
+        &hash.0
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|r| (r.id, r.cart_id, r.customer_id)))
+}
+
+/// Binds the session to the customer and the customer's cart; the session's past orders follow.
+pub async fn bind_customer(
+    tx: &mut PgConnection,
+    id: Uuid,
+    customer_id: &str,
+    cart_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE sessions SET customer_id = $2, cart_id = $3 WHERE id = $1", id, customer_id, cart_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("UPDATE orders SET customer_id = $2 WHERE session_id = $1 AND customer_id IS NULL", id, customer_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a bounded batch of expired sessions and their guest carts; safe on every replica
+/// at once (SKIP LOCKED). Returns how many sessions it removed.
+pub async fn purge_expired(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
+    let purged = sqlx::query_scalar!(
+        r#"WITH doomed AS (
+               SELECT id FROM sessions WHERE expires_at <= now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+           ), gone AS (
+               DELETE FROM sessions s USING doomed WHERE s.id = doomed.id RETURNING s.cart_id
+           ), carts_gone AS (
+               DELETE FROM carts c USING gone WHERE c.id = gone.cart_id AND c.customer_id IS NULL
+           )
+           SELECT count(*) AS "count!" FROM gone"#,
+        batch
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(purged as u64)
+}

@@ -1,0 +1,316 @@
+//! The ONLY code that changes a stock level.
+//!
+//! Adjustments, absolute sets, batches, checkout, cancel, expiry and shipping all call
+//! `apply`, so the rule "every committed change bumps `version` by exactly 1 and appends one
+//! ledger row and one `stock.changed` outbox event, in the caller's transaction" is written
+//! once. Rows are locked in SKU order, so concurrent callers cannot deadlock, and every write
+//! checks the version it read (optimistic row versioning): a mismatch is a bug and fails loudly.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{ExpectedVersion, MAX_ON_HAND};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MovementKind {
+    Adjustment,
+    Set,
+    Reservation,
+    Release,
+    Shipment,
+}
+
+impl MovementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MovementKind::Adjustment => "adjustment",
+            MovementKind::Set => "set",
+            MovementKind::Reservation => "reservation",
+            MovementKind::Release => "release",
+            MovementKind::Shipment => "shipment",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Delta {
+    By { on_hand: i64, reserved: i64 },
+    SetOnHand(i64),
+}
+
+#[derive(Clone, Debug)]
+pub struct StockChange {
+    pub sku: String,
+    pub kind: MovementKind,
+    pub delta: Delta,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub order_id: Option<Uuid>,
+    /// The `If-Match` of the request, checked against the version before this change.
+    pub expected: Option<ExpectedVersion>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Level {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub version: i64,
+    pub low_stock_threshold: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownSku,
+    /// `on_hand` would fall below `reserved`, or a reservation exceeds what is available.
+    InsufficientStock {
+        requested: i64,
+        available: i64,
+    },
+    VersionMismatch,
+    /// `on_hand` would exceed `MAX_ON_HAND`.
+    OutOfRange,
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownSku => "unknown_sku",
+            Refusal::InsufficientStock { .. } => "insufficient_stock",
+            Refusal::VersionMismatch => "version_mismatch",
+            Refusal::OutOfRange => "quantity_out_of_range",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub index: usize,
+    pub sku: String,
+    pub refusal: Refusal,
+    /// The level as it was before this call, when the SKU exists.
+    pub current: Option<Level>,
+}
+
+/// Applies `changes` in order; all of them or, when any is refused, none (the caller then
+/// rolls back; nothing has been written). Returns the final level of every touched SKU.
+pub async fn apply(
+    conn: &mut PgConnection,
+    changes: &[StockChange],
+) -> Result<Result<Vec<Level>, Vec<Failure>>, sqlx::Error> {
+    let mut skus: Vec<String> = changes.iter().map(|c| c.sku.clone()).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    let rows = sqlx::query_as!(
+        Level,
+        r#"SELECT s.sku, s.on_hand, s.reserved, s.on_hand - s.reserved AS "available!", s.version, p.low_stock_threshold
+           FROM stock_levels s JOIN products p ON p.sku = s.sku
+           WHERE s.sku = ANY($1)
+           ORDER BY s.sku
+           FOR UPDATE OF s"#,
+        &skus
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let before: BTreeMap<String, Level> = rows.into_iter().map(|l| (l.sku.clone(), l)).collect();
+    let mut now = before.clone();
+
+    let mut failures = Vec::new();
+    let mut movements = Movements::default();
+    for (index, change) in changes.iter().enumerate() {
+        let fail =
+            |refusal| Failure { index, sku: change.sku.clone(), refusal, current: before.get(&change.sku).cloned() };
+        let Some(level) = now.get_mut(&change.sku) else {
+            failures.push(fail(Refusal::UnknownSku));
+            continue;
+        };
+        if change.expected.as_ref().is_some_and(|e| !e.matches(level.version)) {
+            failures.push(fail(Refusal::VersionMismatch));
+            continue;
+        }
+        let (d_on_hand, d_reserved) = match change.delta {
+            Delta::By { on_hand, reserved } => (on_hand, reserved),
+            Delta::SetOnHand(target) => (target - level.on_hand, 0),
+        };
+        if d_on_hand == 0 && d_reserved == 0 {
+            continue; // Setting the current value changes nothing, so it is not a version.
+        }
+        let on_hand = level.on_hand + d_on_hand;
+        let reserved = level.reserved + d_reserved;
+        if on_hand > MAX_ON_HAND {
+            failures.push(fail(Refusal::OutOfRange));
+            continue;
+        }
+        if reserved < 0 || on_hand < reserved {
+            let requested = if d_reserved > 0 { d_reserved } else { -d_on_hand };
+            failures.push(fail(Refusal::InsufficientStock { requested, available: level.available }));
+            continue;
+        }
+        level.on_hand = on_hand;
+        level.reserved = reserved;
+        level.available = on_hand - reserved;
+        level.version += 1;
+        movements.push(change, level, d_on_hand, d_reserved);
+    }
+    if !failures.is_empty() {
+        return Ok(Err(failures));
+    }
+    if movements.sku.is_empty() {
+        return Ok(Ok(now.into_values().collect()));
+    }
+
+    let changed: Vec<&Level> = now.values().filter(|l| before[&l.sku].version != l.version).collect();
+    let new_sku: Vec<String> = changed.iter().map(|l| l.sku.clone()).collect();
+    let new_on_hand: Vec<i64> = changed.iter().map(|l| l.on_hand).collect();
+    let new_reserved: Vec<i64> = changed.iter().map(|l| l.reserved).collect();
+    let new_version: Vec<i64> = changed.iter().map(|l| l.version).collect();
+    let old_version: Vec<i64> = changed.iter().map(|l| before[&l.sku].version).collect();
+    let written = sqlx::query_scalar!(
+        r#"WITH new (sku, on_hand, reserved, version, old_version) AS (
+               SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
+           ), updated AS (
+               UPDATE stock_levels s
+               SET on_hand = new.on_hand, reserved = new.reserved, version = new.version
+               FROM new
+               WHERE s.sku = new.sku AND s.version = new.old_version
+               RETURNING 1
+           ), moved AS (
+               INSERT INTO stock_movements
+                   (sku, kind, delta_on_hand, delta_reserved, on_hand_after, reserved_after, version_after, reason, reference, order_id)
+               SELECT * FROM unnest($6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
+                                    $13::text[], $14::text[], $15::uuid[])
+               RETURNING sku, kind, on_hand_after, reserved_after, version_after, order_id, id
+           ), events AS (
+               INSERT INTO outbox_events (topic, payload)
+               SELECT 'stock.changed', jsonb_build_object(
+                          'sku', sku, 'kind', kind, 'on_hand', on_hand_after, 'reserved', reserved_after,
+                          'available', on_hand_after - reserved_after, 'version', version_after,
+                          'order_id', order_id, 'movement_id', id)
+               FROM moved ORDER BY id
+           )
+           SELECT count(*) AS "count!" FROM updated"#,
+        &new_sku,
+        &new_on_hand,
+        &new_reserved,
+        &new_version,
+        &old_version,
+        &movements.sku,
+        &movements.kind,
+        &movements.delta_on_hand,
+        &movements.delta_reserved,
+        &movements.on_hand_after,
+        &movements.reserved_after,
+        &movements.version_after,
+        &movements.reason as &[Option<String>],
+        &movements.reference as &[Option<String>],
+        &movements.order_id as &[Option<Uuid>],
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if written != changed.len() as i64 {
+        // Impossible while the rows are locked: a version moved under our lock. Fail loudly.
+        return Err(sqlx::Error::Protocol(format!(
+            "stock version check failed: wrote {written} of {} levels",
+            changed.len()
+        )));
+    }
+    Ok(Ok(now.into_values().collect()))
+}
+
+/// The ledger rows of one `apply`, as columns for UNNEST.
+#[derive(Default)]
+struct Movements {
+    sku: Vec<String>,
+    kind: Vec<String>,
+    delta_on_hand: Vec<i64>,
+    delta_reserved: Vec<i64>,
+    on_hand_after: Vec<i64>,
+    reserved_after: Vec<i64>,
+    version_after: Vec<i64>,
+    reason: Vec<Option<String>>,
+    reference: Vec<Option<String>>,
+    order_id: Vec<Option<Uuid>>,
+}
+
+impl Movements {
+    fn push(&mut self, change: &StockChange, after: &Level, d_on_hand: i64, d_reserved: i64) {
+        self.sku.push(change.sku.clone());
+        self.kind.push(change.kind.as_str().to_owned());
+        self.delta_on_hand.push(d_on_hand);
+        self.delta_reserved.push(d_reserved);
+        self.on_hand_after.push(after.on_hand);
+        self.reserved_after.push(after.reserved);
+        self.version_after.push(after.version);
+        self.reason.push(change.reason.clone());
+        self.reference.push(change.reference.clone());
+        self.order_id.push(change.order_id);
+    }
+}
+
+pub async fn level(conn: &mut PgConnection, sku: &str) -> Result<Option<Level>, sqlx::Error> {
+    sqlx::query_as!(
+        Level,
+        r#"SELECT s.sku, s.on_hand, s.reserved, s.on_hand - s.reserved AS "available!", s.version, p.low_stock_threshold
+           FROM stock_levels s JOIN products p ON p.sku = s.sku
+           WHERE s.sku = $1"#,
+        sku
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(Debug, Serialize)]
+pub struct Movement {
+    pub id: i64,
+    pub sku: String,
+    pub kind: String,
+    pub delta_on_hand: i64,
+    pub delta_reserved: i64,
+    pub on_hand_after: i64,
+    pub reserved_after: i64,
+    pub version_after: i64,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub order_id: Option<Uuid>,
+    pub at: String,
+}
+
+/// Oldest first, after the movement id `after`.
+pub async fn movements(
+    conn: &mut PgConnection,
+    sku: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Movement>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT id, sku, kind, delta_on_hand, delta_reserved, on_hand_after, reserved_after, version_after,
+                  reason, reference, order_id, at
+           FROM stock_movements WHERE sku = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+        sku,
+        after,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Movement {
+            id: r.id,
+            sku: r.sku,
+            kind: r.kind,
+            delta_on_hand: r.delta_on_hand,
+            delta_reserved: r.delta_reserved,
+            on_hand_after: r.on_hand_after,
+            reserved_after: r.reserved_after,
+            version_after: r.version_after,
+            reason: r.reason,
+            reference: r.reference,
+            order_id: r.order_id,
+            at: super::timestamp(&r.at),
+        })
+        .collect())
+}

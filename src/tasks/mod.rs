@@ -1,0 +1,16 @@
+//! Background work that every replica runs; each task is safe to run concurrently with
+//! itself on other replicas (row locks with SKIP LOCKED, status checks under the lock).
+
+mod expiry;
+mod purge;
+
+use std::sync::Arc;
+
+use crate::startup::AppState;
+
+pub use expiry::expire_due_orders;
+
+pub fn spawn_all(state: Arc<AppState>) {
+    tokio::spawn(expiry::run(state.clone()));
+    tokio::spawn(purge::run(state));
+}

@@ -1,0 +1,27 @@
+//! Purges expired sessions (and their guest carts) and idempotency keys older than a day.
+
+use std::sync::Arc;
+
+use crate::{
+    startup::AppState,
+    store::{idempotency, sessions},
+};
+
+pub async fn run(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.settings.purge_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = purge_once(&state).await {
+            tracing::warn!(error = %e, "purge failed; retrying next tick");
+        }
+    }
+}
+
+async fn purge_once(state: &AppState) -> Result<(), sqlx::Error> {
+    // Bounded batches keep each transaction short; stop at a partial batch.
+    while sessions::purge_expired(&state.pool, 500).await? == 500 {}
+    let mut conn = state.pool.acquire().await?;
+    while idempotency::purge_older_than_a_day(&mut conn, 1000).await? == 1000 {}
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Logging: human-readable or JSON lines, filtered by RUST_LOG. Each line of a request
+//! carries its request id through the span opened in `middleware.rs`.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+pub fn init(format: &LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}

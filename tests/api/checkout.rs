@@ -1,0 +1,280 @@
+//! Checkout and the order lifecycle, on one instance. Cross-replica races are in concurrency.rs.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn checkout_reserves_freezes_prices_and_empties_the_cart() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1999, 10).await;
+    app.stocked("CAP", 1500, 5).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 2).await.assert_status(200);
+    app.add(&token, "CAP", 1).await.assert_status(200);
+
+    app.request("POST", "/v1/checkout", Auth::Bearer(&token), None, &[])
+        .await
+        .assert_problem(400, "idempotency_key_required");
+    let long_key = "k".repeat(256);
+    app.checkout(&token, &long_key).await.assert_problem(400, "invalid_idempotency_key");
+
+    let order = app.checkout(&token, "checkout-1").await;
+    order.assert_status(201);
+    assert_eq!(order.body["status"], "awaiting_payment");
+    assert_eq!(order.body["total"], json!({ "amount": 5498, "currency": "EUR" }));
+    assert_eq!(order.body["lines"].as_array().unwrap().len(), 2);
+    assert!(order.body["expires_at"].as_str().unwrap() > order.body["created_at"].as_str().unwrap());
+    let id = order.body["id"].as_str().unwrap().to_owned();
+    assert!(order.header("idempotent-replayed").is_none());
+
+    let level = app.level("TEE").await;
+    assert_eq!(
+        (level["on_hand"].as_i64(), level["reserved"].as_i64(), level["available"].as_i64()),
+        (Some(10), Some(2), Some(8))
+    );
+    let ledger = app.get("/v1/admin/inventory/TEE/movements", Auth::Admin).await;
+    let last = ledger.body["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "reservation");
+    assert_eq!(last["delta_reserved"], 2);
+    assert_eq!(last["order_id"], id.as_str());
+    assert_eq!(app.cart(&token).await.body["lines"], json!([]));
+    assert_eq!(app.get("/v1/products/TEE", Auth::None).await.body["available"], 8);
+
+    // Prices are frozen.
+    app.put_product("TEE", "Tee", 9999).await.assert_status(200);
+    let read = app.get(&format!("/v1/orders/{id}"), Auth::Bearer(&token)).await;
+    assert_eq!(read.body["lines"][1]["unit_price"]["amount"], 1999);
+
+    // The same key replays the first answer, exactly.
+    let replay = app.checkout(&token, "checkout-1").await;
+    replay.assert_status(201);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, order.body);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.db).await.unwrap();
+    assert_eq!(orders, 1);
+
+    // A new key on an empty cart.
+    app.checkout(&token, "checkout-2").await.assert_problem(422, "empty_cart");
+    // The key is scoped to the session: another session's same key is its own.
+    let other = app.session().await;
+    app.checkout(&other, "checkout-1").await.assert_problem(422, "empty_cart");
+
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT topic FROM outbox_events ORDER BY id").fetch_all(&app.db).await.unwrap();
+    assert!(events.contains(&"order.placed".to_owned()));
+    assert_eq!(events.iter().filter(|t| *t == "stock.changed").count(), 4);
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn a_shortage_changes_nothing_and_names_every_short_line() {
+    let app = spawn_app().await;
+    app.stocked("A", 100, 5).await;
+    app.stocked("B", 100, 5).await;
+    app.stocked("C", 100, 5).await;
+    let token = app.session().await;
+    app.add(&token, "A", 3).await.assert_status(200);
+    app.add(&token, "B", 4).await.assert_status(200);
+    app.add(&token, "C", 5).await.assert_status(200);
+    // Stock moves after the cart was filled.
+    app.adjust("B", -2, "shrinkage").await.assert_status(200);
+    app.adjust("C", -4, "shrinkage").await.assert_status(200);
+    let cart_before = app.cart(&token).await.body;
+
+    let r = app.checkout(&token, "short-1").await;
+    r.assert_problem(409, "insufficient_stock");
+    assert_eq!(
+        r.body["shortages"],
+        json!([{ "sku": "B", "requested": 4, "available": 3 }, { "sku": "C", "requested": 5, "available": 1 }])
+    );
+    assert_eq!(app.cart(&token).await.body, cart_before);
+    assert_eq!(app.level("A").await["reserved"], 0);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.db).await.unwrap();
+    assert_eq!(orders, 0);
+    // The refusal is the key's answer, replayed as such.
+    let again = app.checkout(&token, "short-1").await;
+    again.assert_problem(409, "insufficient_stock");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn pay_ship_and_cancel_move_stock_correctly() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1999, 10).await;
+    let buy = |key: &'static str, quantity: i64| {
+        let app = &app;
+        async move {
+            let token = app.session().await;
+            app.add(&token, "TEE", quantity).await.assert_status(200);
+            let order = app.checkout(&token, key).await;
+            order.assert_status(201);
+            (token, order.body["id"].as_str().unwrap().to_owned())
+        }
+    };
+    let (alice, first) = buy("k1", 2).await;
+    let (_, second) = buy("k2", 3).await;
+    assert_eq!(app.level("TEE").await["reserved"], 5);
+
+    let pay = |id: &str, body: serde_json::Value| {
+        let (app, path) = (&app, format!("/v1/admin/orders/{id}/payment"));
+        async move { app.admin("POST", &path, Some(body)).await }
+    };
+    pay(&first, json!({})).await.assert_problem(422, "invalid_reference");
+    app.admin("POST", &format!("/v1/admin/orders/{first}/ship"), None).await.assert_problem(409, "invalid_transition");
+    let paid = pay(&first, json!({ "reference": "psp-123" })).await;
+    paid.assert_status(200);
+    assert_eq!(paid.body["status"], "paid");
+    pay(&first, json!({ "reference": "psp-123" })).await.assert_problem(409, "invalid_transition");
+    let shipped = app.admin("POST", &format!("/v1/admin/orders/{first}/ship"), None).await;
+    shipped.assert_status(200);
+    assert_eq!(shipped.body["status"], "shipped");
+    let level = app.level("TEE").await;
+    assert_eq!((level["on_hand"].as_i64(), level["reserved"].as_i64()), (Some(8), Some(3)));
+    app.request("POST", &format!("/v1/orders/{first}/cancel"), Auth::Bearer(&alice), None, &[])
+        .await
+        .assert_problem(409, "invalid_transition");
+
+    let cancelled = app.request("POST", &format!("/v1/orders/{second}/cancel"), Auth::Admin, None, &[]).await;
+    cancelled.assert_problem(401, "unauthorized");
+    let owner_token = {
+        // The second order's session: find it through the admin list, then cancel as its owner.
+        let list = app.get("/v1/admin/orders?status=awaiting_payment", Auth::Admin).await;
+        assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+        list.body["items"][0]["id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(owner_token, second);
+    let session_id: uuid::Uuid = sqlx::query_scalar("SELECT session_id FROM orders WHERE id = $1::uuid")
+        .bind(&second)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(!session_id.is_nil());
+
+    let ledger = app.get("/v1/admin/inventory/TEE/movements", Auth::Admin).await;
+    let kinds: Vec<&str> =
+        ledger.body["items"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["adjustment", "reservation", "reservation", "shipment"]);
+
+    let all = app.get("/v1/admin/orders", Auth::Admin).await;
+    let ids: Vec<&str> = all.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "newest first");
+    app.get("/v1/admin/orders?status=lost", Auth::Admin).await.assert_problem(400, "invalid_query");
+    app.get("/v1/admin/orders?after=nonsense", Auth::Admin).await.assert_problem(400, "invalid_query");
+    app.admin("POST", "/v1/admin/orders/not-an-id/ship", None).await.assert_problem(404, "unknown_order");
+    app.admin("POST", &format!("/v1/admin/orders/{}/ship", uuid::Uuid::new_v4()), None)
+        .await
+        .assert_problem(404, "unknown_order");
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn shoppers_cancel_their_orders_and_list_them() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1999, 10).await;
+    let token = app.session().await;
+    let mut ids = Vec::new();
+    for key in ["a", "b", "c"] {
+        app.add(&token, "TEE", 1).await.assert_status(200);
+        let order = app.checkout(&token, key).await;
+        order.assert_status(201);
+        ids.push(order.body["id"].as_str().unwrap().to_owned());
+    }
+    let cancelled =
+        app.request("POST", &format!("/v1/orders/{}/cancel", ids[0]), Auth::Bearer(&token), None, &[]).await;
+    cancelled.assert_status(200);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let again = app.request("POST", &format!("/v1/orders/{}/cancel", ids[0]), Auth::Bearer(&token), None, &[]).await;
+    again.assert_status(200);
+    assert_eq!(app.level("TEE").await["reserved"], 2);
+    // A paid order can still be cancelled, and releases its stock.
+    app.admin("POST", &format!("/v1/admin/orders/{}/payment", ids[1]), Some(json!({ "reference": "p" })))
+        .await
+        .assert_status(200);
+    app.request("POST", &format!("/v1/orders/{}/cancel", ids[1]), Auth::Bearer(&token), None, &[])
+        .await
+        .assert_status(200);
+    assert_eq!(app.level("TEE").await["reserved"], 1);
+
+    let page = app.get("/v1/orders?limit=2", Auth::Bearer(&token)).await;
+    let first: Vec<&str> = page.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(first, [ids[2].as_str(), ids[1].as_str()]);
+    let rest = app
+        .get(&format!("/v1/orders?limit=2&after={}", page.body["next"].as_str().unwrap()), Auth::Bearer(&token))
+        .await;
+    assert_eq!(rest.body["items"][0]["id"], ids[0].as_str());
+    assert!(rest.body["next"].is_null());
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_and_release_their_stock() {
+    let app = spawn_on(
+        &fresh_database().await,
+        &[("STOCKCART_PAYMENT_TIMEOUT", "1s"), ("STOCKCART_EXPIRY_INTERVAL", "200ms")],
+    )
+    .await;
+    app.stocked("TEE", 1999, 10).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 4).await.assert_status(200);
+    let order = app.checkout(&token, "late").await;
+    let id = order.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.level("TEE").await["reserved"], 4);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let read = app.get(&format!("/v1/orders/{id}"), Auth::Bearer(&token)).await;
+    assert_eq!(read.body["status"], "expired");
+    assert_eq!(app.level("TEE").await["reserved"], 0);
+    app.admin("POST", &format!("/v1/admin/orders/{id}/payment"), Some(json!({ "reference": "late" })))
+        .await
+        .assert_problem(409, "invalid_transition");
+    app.request("POST", &format!("/v1/orders/{id}/cancel"), Auth::Bearer(&token), None, &[])
+        .await
+        .assert_problem(409, "invalid_transition");
+    let releases: i64 = sqlx::query_scalar("SELECT count(*) FROM stock_movements WHERE kind = 'release'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(releases, 1);
+    let expired_events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE topic = 'order.expired'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(expired_events, 1);
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn the_invariant_checker_catches_a_corrupted_database() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1999, 10).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 2).await.assert_status(200);
+    app.checkout(&token, "k").await.assert_status(201);
+    app.assert_invariants().await;
+    let report = app.get("/v1/admin/invariants", Auth::Admin).await;
+    assert_eq!(report.body["ok"], true);
+
+    // Reserved no longer matches open orders, nor the ledger.
+    sqlx::query("UPDATE stock_levels SET reserved = reserved + 1 WHERE sku = 'TEE'").execute(&app.db).await.unwrap();
+    let report = stockcart::invariants::check(&app.db).await.unwrap();
+    assert!(!report.ok());
+    assert!(report.violations.iter().any(|v| v.contains("open orders hold 2")), "{:?}", report.violations);
+    assert!(report.violations.iter().any(|v| v.contains("ledger sums")), "{:?}", report.violations);
+    let api = app.get("/v1/admin/invariants", Auth::Admin).await;
+    assert_eq!(api.body["ok"], false);
+
+    // The CLI exits non-zero too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stockcart"))
+        .arg("check-invariants")
+        .env("DATABASE_URL", &app.db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INVARIANTS VIOLATED"));
+    // The ledger is append-only.
+    assert!(sqlx::query("DELETE FROM stock_movements").execute(&app.db).await.is_err());
+}

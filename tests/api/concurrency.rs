@@ -1,0 +1,242 @@
+//! Cross-replica properties, with real concurrent HTTP requests against two app instances
+//! that share one database and keep their own caches and pools.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn concurrent_adjustments_on_two_replicas_are_all_versioned_and_ledgered() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("HOT", 100, 50).await;
+    // 60 removals of 1 and 20 additions of 1 race; removals beyond stock fail cleanly.
+    let mut requests = Vec::new();
+    for i in 0..80 {
+        let delta = if i % 4 == 0 { 1 } else { -1 };
+        let reason = if delta > 0 { "return" } else { "shrinkage" };
+        requests.push(apps[i % 2].adjust("HOT", delta, reason));
+    }
+    let replies = join_all(requests).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count() as i64;
+    for r in &replies {
+        assert!(r.status == 200 || (r.status == 409 && r.code() == "insufficient_stock"), "{}", r.text);
+    }
+    let level = apps[1].level("HOT").await;
+    assert_eq!(level["version"].as_i64().unwrap(), 1 + ok, "version rose by exactly the successes");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version_after FROM stock_movements WHERE sku = 'HOT' ORDER BY id")
+            .fetch_all(&apps[0].db)
+            .await
+            .unwrap();
+    assert_eq!(versions, (1..=1 + ok).collect::<Vec<_>>(), "one movement per version, in order");
+    let sum: i64 = sqlx::query_scalar("SELECT sum(delta_on_hand)::bigint FROM stock_movements WHERE sku = 'HOT'")
+        .fetch_one(&apps[0].db)
+        .await
+        .unwrap();
+    assert_eq!(sum, level["on_hand"].as_i64().unwrap());
+    apps[0].assert_invariants().await;
+}
+
+#[tokio::test]
+async fn reads_on_one_replica_see_writes_acknowledged_by_the_other() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    a.stocked("TEE", 1999, 5000).await;
+    let token = a.session().await;
+    for round in 1..=1000i64 {
+        // Alternate which replica writes; the other reads right after the acknowledgement.
+        let (writer, reader) = if round % 2 == 0 { (a, b) } else { (b, a) };
+        let quantity = round % 900 + 1;
+        let path = "/v1/cart/items/TEE";
+        writer
+            .request("PUT", path, Auth::Bearer(&token), Some(&json!({ "quantity": quantity })), &[])
+            .await
+            .assert_status(200);
+        let cart = reader.cart(&token).await;
+        assert_eq!(cart.body["version"].as_i64(), Some(round), "stale read at round {round}");
+        assert_eq!(cart.body["lines"][0]["quantity"].as_i64(), Some(quantity), "stale read at round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_price_change_on_one_replica_shows_in_the_next_cart_read_on_the_other() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    a.stocked("TEE", 1999, 10).await;
+    let token = a.session().await;
+    a.add(&token, "TEE", 2).await.assert_status(200);
+    // B caches the cart.
+    assert_eq!(b.cart(&token).await.body["subtotal"]["amount"], 3998);
+    assert_eq!(b.cart(&token).await.body["subtotal"]["amount"], 3998);
+    a.put_product("TEE", "Tee, reduced", 1500).await.assert_status(200);
+    let after = b.cart(&token).await;
+    assert_eq!(after.body["lines"][0]["unit_price"]["amount"], 1500);
+    assert_eq!(after.body["lines"][0]["name"], "Tee, reduced");
+    assert_eq!(after.body["subtotal"]["amount"], 3000);
+    assert_eq!(b.get("/v1/products/TEE", Auth::None).await.body["price"]["amount"], 1500);
+}
+
+#[tokio::test]
+async fn a_session_revoked_on_one_replica_is_refused_by_the_other() {
+    let apps = spawn_replicas(2, &[]).await;
+    let token = apps[0].session().await;
+    apps[1].cart(&token).await.assert_status(200);
+    apps[1].cart(&token).await.assert_status(200);
+    apps[0].request("DELETE", "/v1/session", Auth::Bearer(&token), None, &[]).await.assert_status(204);
+    apps[1].cart(&token).await.assert_problem(401, "unauthorized");
+    apps[1].get("/v1/session", Auth::Bearer(&token)).await.assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn concurrent_changes_of_one_cart_lose_no_update() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("TEE", 1999, 1000).await;
+    apps[0].stocked("CAP", 999, 1000).await;
+    let token = apps[0].session().await;
+    let requests = (0..60).map(|i| apps[i % 2].add(&token, if i % 3 == 0 { "CAP" } else { "TEE" }, 2));
+    for r in join_all(requests).await {
+        r.assert_status(200);
+    }
+    let cart = apps[1].cart(&token).await;
+    assert_eq!(cart.body["version"], 60);
+    assert_eq!(cart.body["item_count"], 120);
+}
+
+/// The launch-day rush: 300 buyers, 100 units, two replicas.
+#[tokio::test]
+async fn three_hundred_buyers_for_one_hundred_units_never_oversell() {
+    let apps = &spawn_replicas(2, &[]).await;
+    apps[0].stocked("DROP", 4999, 100).await;
+    let tokens = join_all((0..300).map(|i| async move {
+        let app = &apps[i % 2];
+        let token = app.session().await;
+        app.add(&token, "DROP", 1).await.assert_status(200);
+        token
+    }))
+    .await;
+    let replies = join_all(tokens.iter().enumerate().map(|(i, t)| apps[(i + 1) % 2].checkout(t, "buy"))).await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let refused = replies.iter().filter(|r| r.status == 409 && r.code() == "insufficient_stock").count();
+    for r in &replies {
+        assert!(r.status.as_u16() < 500, "server error: {}", r.text);
+    }
+    assert_eq!((created, refused), (100, 200));
+    let level = apps[1].level("DROP").await;
+    assert_eq!((level["available"].as_i64(), level["reserved"].as_i64()), (Some(0), Some(100)));
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&apps[0].db).await.unwrap();
+    assert_eq!(orders, 100);
+    apps[0].assert_invariants().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_duplicates_of_one_checkout_make_one_order() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("TEE", 1999, 10).await;
+    let token = apps[0].session().await;
+    apps[0].add(&token, "TEE", 3).await.assert_status(200);
+    let replies = join_all((0..50).map(|i| apps[i % 2].checkout(&token, "same-key"))).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in &replies {
+        match r.status.as_u16() {
+            201 => {
+                ids.insert(r.body["id"].as_str().unwrap().to_owned());
+            }
+            409 => assert_eq!(r.code(), "idempotency_in_progress"),
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every success is the same order");
+    assert_eq!(replies.iter().filter(|r| r.status == 201 && r.header("idempotent-replayed").is_none()).count(), 1);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&apps[0].db).await.unwrap();
+    assert_eq!(orders, 1);
+    assert_eq!(apps[1].level("TEE").await["reserved"], 3);
+    apps[0].assert_invariants().await;
+}
+
+#[tokio::test]
+async fn expiry_run_by_two_replicas_releases_once() {
+    let url = fresh_database().await;
+    let settings = [("STOCKCART_PAYMENT_TIMEOUT", "1s"), ("STOCKCART_EXPIRY_INTERVAL", "50ms")];
+    let apps = &[spawn_on(&url, &settings).await, spawn_on(&url, &settings).await];
+    apps[0].stocked("TEE", 1999, 100).await;
+    let tokens = join_all((0..20).map(|i| async move {
+        let token = apps[i % 2].session().await;
+        apps[i % 2].add(&token, "TEE", 2).await.assert_status(200);
+        apps[i % 2].checkout(&token, "k").await.assert_status(201);
+        token
+    }))
+    .await;
+    assert_eq!(tokens.len(), 20);
+    assert_eq!(apps[0].level("TEE").await["reserved"], 40);
+    // Both replicas' expiry tasks, plus direct passes racing them.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (x, y) = tokio::join!(
+        stockcart::tasks::expire_due_orders(&apps[0].db),
+        stockcart::tasks::expire_due_orders(&apps[1].db)
+    );
+    x.unwrap();
+    y.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let level = apps[1].level("TEE").await;
+    assert_eq!((level["reserved"].as_i64(), level["available"].as_i64()), (Some(0), Some(100)));
+    let releases: i64 = sqlx::query_scalar("SELECT count(*) FROM stock_movements WHERE kind = 'release'")
+        .fetch_one(&apps[0].db)
+        .await
+        .unwrap();
+    assert_eq!(releases, 20, "one release per order, whichever replica did it");
+    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'expired'")
+        .fetch_one(&apps[0].db)
+        .await
+        .unwrap();
+    assert_eq!(expired, 20);
+    apps[0].assert_invariants().await;
+}
+
+/// Buyers, cancellations, payments, shipments and restocks all at once, then the checker.
+#[tokio::test]
+async fn a_mixed_concurrent_workload_keeps_every_invariant() {
+    let apps = &spawn_replicas(2, &[]).await;
+    for sku in ["M1", "M2", "M3"] {
+        apps[0].stocked(sku, 1000, 30).await;
+    }
+    let shoppers = join_all((0..40).map(|i| async move {
+        let app = &apps[i % 2];
+        let token = app.session().await;
+        for (j, sku) in ["M1", "M2", "M3"].iter().enumerate() {
+            if (i + j) % 2 == 0 {
+                app.add(&token, sku, 1 + (i % 3) as i64).await;
+            }
+        }
+        let order = apps[(i + 1) % 2].checkout(&token, "mixed").await;
+        assert!(order.status.as_u16() < 500, "{}", order.text);
+        if order.status != 201 {
+            return;
+        }
+        let id = order.body["id"].as_str().unwrap().to_owned();
+        match i % 4 {
+            0 => {
+                app.request("POST", &format!("/v1/orders/{id}/cancel"), Auth::Bearer(&token), None, &[])
+                    .await
+                    .assert_status(200);
+            }
+            1 | 2 => {
+                app.admin("POST", &format!("/v1/admin/orders/{id}/payment"), Some(json!({ "reference": "p" })))
+                    .await
+                    .assert_status(200);
+                if i % 4 == 2 {
+                    apps[i % 2].admin("POST", &format!("/v1/admin/orders/{id}/ship"), None).await.assert_status(200);
+                }
+            }
+            _ => {}
+        }
+    }));
+    let restocks = join_all((0..10).map(|i| apps[i % 2].adjust(["M1", "M2", "M3"][i % 3], 2, "restock")));
+    let (_, restocked) = tokio::join!(shoppers, restocks);
+    for r in restocked {
+        r.assert_status(200);
+    }
+    apps[0].assert_invariants().await;
+}

@@ -1,0 +1,310 @@
+//! The service foundation: operations endpoints, the error model for what actix answers by
+//! itself, migrations (refusal, status, concurrency, divergence), the data-only role, the
+//! embedded default, and readiness when the database goes away.
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stockcart");
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let r = app.get("/healthz", Auth::None).await;
+    r.assert_status(200);
+    assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    app.get("/readyz", Auth::None).await.assert_status(200);
+
+    let echoed = app.request("GET", "/healthz", Auth::None, None, &[("X-Request-Id", "trace-me-42")]).await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-me-42"));
+    let missing = app.get("/no/such/route", Auth::None).await;
+    assert!(missing.header("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn actix_level_errors_are_problem_documents() {
+    let app = spawn_app().await;
+    app.get("/no/such/route", Auth::None).await.assert_problem(404, "not_found");
+    app.request("DELETE", "/healthz", Auth::None, None, &[]).await.assert_problem(405, "method_not_allowed");
+    app.request("PATCH", "/v1/cart", Auth::None, None, &[]).await.assert_problem(405, "method_not_allowed");
+
+    let url = format!("{}/v1/admin/products/SKU-1", app.address);
+    let send = |body: Vec<u8>, content_type: Option<&'static str>| {
+        let mut req = app.client.put(&url).bearer_auth(ADMIN_TOKEN).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        async move { Reply::from(req.send().await.unwrap()).await }
+    };
+    send(b"{\"name\": ".to_vec(), Some("application/json")).await.assert_problem(400, "malformed_json");
+    send(b"".to_vec(), Some("application/json")).await.assert_problem(400, "malformed_json");
+    send(b"{\"name\":\"x\"}".to_vec(), Some("text/plain")).await.assert_problem(415, "unsupported_media_type");
+    send(b"{\"name\":\"x\"}".to_vec(), None).await.assert_problem(415, "unsupported_media_type");
+    send(b"[1, 2]".to_vec(), Some("application/json")).await.assert_problem(422, "invalid_body");
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
+    send(big.into_bytes(), Some("application/json")).await.assert_problem(413, "payload_too_large");
+    // Integers must be integers.
+    for amount in ["1.0", "1e2", "19.99"] {
+        let body = format!("{{\"name\": \"n\", \"price\": {{\"amount\": {amount}, \"currency\": \"EUR\"}}}}");
+        send(body.into_bytes(), Some("application/json")).await.assert_problem(422, "invalid_number");
+    }
+    // Nothing above created the product.
+    app.get("/v1/products/SKU-1", Auth::None).await.assert_problem(404, "unknown_sku");
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_never_a_server_error() {
+    let app = spawn_app().await;
+    let huge = "a".repeat(64 * 1024);
+    let result = app.client.get(format!("{}/healthz", app.address)).header("x-huge", huge).send().await;
+    if let Ok(r) = result {
+        let r = Reply::from(r).await;
+        r.assert_problem(431, "request_header_fields_too_large");
+    }
+    // Far larger than actix buffers: refused or the connection closed, never a 5xx.
+    let enormous = "a".repeat(512 * 1024);
+    if let Ok(r) = app.client.get(format!("{}/healthz", app.address)).header("x-huge", enormous).send().await {
+        assert!(r.status().is_client_error(), "status {}", r.status());
+    }
+    // And the server still serves.
+    app.get("/healthz", Auth::None).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_docs_work_offline() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", Auth::None).await;
+    doc.assert_status(200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+    for (method, path) in stockcart::openapi::endpoints() {
+        assert!(doc.body["paths"][path][method].is_object(), "{method} {path} missing from the document");
+        let concrete = path.replace("{sku}", "SKU-1").replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let r = app.request(&method.to_uppercase(), &concrete, Auth::None, None, &[]).await;
+        assert!(
+            r.code() != "not_found" && r.code() != "method_not_allowed",
+            "{method} {path} is documented but not routed: {}",
+            r.text
+        );
+        assert!(r.status.as_u16() < 500 || path == "/readyz", "{method} {path}: {}", r.text);
+    }
+    let docs = app.get("/docs", Auth::None).await;
+    docs.assert_status(200);
+    assert!(docs.text.contains("/v1/checkout") && !docs.text.contains("http://") && !docs.text.contains("https://"));
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_pool_and_cache() {
+    let app = spawn_app().await;
+    app.get("/healthz", Auth::None).await;
+    let token = app.session().await;
+    app.cart(&token).await.assert_status(200);
+    app.cart(&token).await.assert_status(200);
+    let m = app.get("/metrics", Auth::None).await;
+    m.assert_status(200);
+    for needle in [
+        "stockcart_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1",
+        "stockcart_http_request_duration_seconds_bucket{route=\"/v1/cart\"",
+        "stockcart_db_pool_connections{state=\"idle\"}",
+        "stockcart_cart_cache_hits_total 1",
+        "stockcart_cart_cache_misses_total 1",
+        "stockcart_cart_cache_hit_ratio 0.5",
+    ] {
+        assert!(m.text.contains(needle), "missing {needle:?} in\n{}", m.text);
+    }
+}
+
+fn stockcart(args: &[&str], database_url: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("STOCKCART_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("STOCKCART_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the stockcart binary")
+}
+
+#[tokio::test]
+async fn serve_refuses_a_database_with_pending_migrations() {
+    let url = empty_database().await;
+    let out = stockcart(&["serve"], &url);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Pending: V1__init"), "{stderr}");
+
+    let status = stockcart(&["migrate", "--status"], &url);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(stdout.contains("pending") && stdout.contains("V1__init"), "{stdout}");
+    assert_eq!(status.status.code(), Some(3));
+    // --status changed nothing.
+    let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let history: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(&pool).await.unwrap();
+    assert!(history.is_none());
+
+    let migrated = stockcart(&["migrate"], &url);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let status = stockcart(&["migrate", "--status"], &url);
+    assert!(status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("applied    V1__init"));
+}
+
+#[tokio::test]
+async fn concurrent_migrations_from_two_processes_apply_once() {
+    let url = empty_database().await;
+    let spawn = || {
+        Command::new(BIN)
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refinery_schema_history").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, stockcart::migrate::latest_version() as i64);
+}
+
+#[tokio::test]
+async fn a_divergent_migration_is_reported_and_refused() {
+    let url = fresh_database().await;
+    let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    sqlx::query("UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1").execute(&pool).await.unwrap();
+    let status = stockcart(&["migrate", "--status"], &url);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("divergent  V1__init"));
+    let serve = stockcart(&["serve"], &url);
+    assert!(!serve.status.success());
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("Divergent: V1__init"));
+    // And a running replica reports it as not ready.
+    let app = spawn_on(&url, &[]).await;
+    app.get("/readyz", Auth::None).await.assert_problem(503, "schema_not_current");
+}
+
+/// The service needs data rights only: no DDL, no ownership.
+#[tokio::test]
+async fn serves_as_a_role_with_data_rights_only() {
+    let url = fresh_database().await;
+    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+    let owner = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&owner).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(&owner).await.unwrap();
+    }
+    let role_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    if role_url == url {
+        eprintln!("skipped: DATABASE_URL does not log in as `postgres`, so the role cannot be swapped in");
+        return;
+    }
+
+    // It cannot change the schema...
+    let role_pool = PgPoolOptions::new().max_connections(1).connect(&role_url).await.unwrap();
+    assert!(sqlx::query("CREATE TABLE intruder (x int)").execute(&role_pool).await.is_err());
+    // ...yet it serves every kind of write.
+    let settings = test_settings(&[]);
+    let pool = stockcart::startup::pool_options(&settings).connect_lazy(&role_url).unwrap();
+    let app = spawn_with_pool(&url, settings, pool).await;
+    app.get("/readyz", Auth::None).await.assert_status(200);
+    app.stocked("ROLE-1", 500, 10).await;
+    let token = app.session().await;
+    app.add(&token, "ROLE-1", 2).await.assert_status(200);
+    let order = app.checkout(&token, "k1").await;
+    order.assert_status(201);
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn readyz_turns_503_when_the_database_stops() {
+    let (pg, child) = stockcart::embedded_pg::EmbeddedPg::start_ephemeral().unwrap();
+    let url = pg.url("postgres");
+    stockcart::migrate::run(&url).await.unwrap();
+    let app = spawn_on(&url, &[]).await;
+    app.get("/readyz", Auth::None).await.assert_status(200);
+    stockcart::embedded_pg::stop_ephemeral(child);
+    let r = app.get("/readyz", Auth::None).await;
+    r.assert_problem(503, "database_unavailable");
+    // A request that needs the database is a 503 too, never a 500.
+    let r = app.get("/v1/products", Auth::None).await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.text);
+    app.get("/healthz", Auth::None).await.assert_status(200);
+}
+
+/// `cargo run --release` with no DATABASE_URL: a private cluster in the data directory,
+/// which a second start reuses.
+#[tokio::test]
+async fn the_default_run_starts_a_private_cluster_and_reuses_it() {
+    let dir = std::env::temp_dir().join(format!("stockcart-embedded-{}", uuid::Uuid::new_v4().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let start = || {
+        Command::new(BIN)
+            .env_remove("DATABASE_URL")
+            .env_remove("STOCKCART_ADMIN_TOKEN")
+            .env("STOCKCART_DATA_DIR", &dir)
+            .env("STOCKCART_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_ready = || async {
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the embedded run never became ready");
+    };
+    let stop = |child: std::process::Child| {
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait_with_output().unwrap()
+    };
+
+    let first = start();
+    wait_ready().await;
+    let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
+    let created = client
+        .put(format!("{base}/v1/admin/products/KEEP-1"))
+        .bearer_auth(token.trim())
+        .json(&json!({ "name": "Kept", "price": { "amount": 100, "currency": "EUR" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let out = stop(first);
+    assert!(out.status.success(), "graceful stop exits 0");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("admin token: ") && printed.contains(token.trim()), "{printed}");
+
+    let second = start();
+    wait_ready().await;
+    let kept: Value = client.get(format!("{base}/v1/products/KEEP-1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(kept["name"], "Kept");
+    stop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}

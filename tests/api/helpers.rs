@@ -1,0 +1,298 @@
+//! Test support: one throwaway PostgreSQL cluster per test run (or the server of
+//! `DATABASE_URL` when it is set), a migrated template database, and for every test its own
+//! database cloned from that template. `spawn_app` starts an app instance on a free port;
+//! `spawn_replicas` starts several instances sharing one database, like replicas.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use stockcart::{config::Settings, embedded_pg::EmbeddedPg, startup::Application};
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct Cluster {
+    /// URL of the server without a database name, e.g. `postgres://u@host:port/`.
+    base: String,
+    template: String,
+    _watchdog: Mutex<Option<std::process::Child>>,
+}
+
+impl Cluster {
+    pub fn url(&self, database: &str) -> String {
+        format!("{}{database}", self.base)
+    }
+}
+
+/// Runs a future to completion on a runtime of its own (safe from inside a test runtime).
+pub fn block_on<F: std::future::Future + Send + 'static>(f: F) -> F::Output
+where
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
+        .join()
+        .expect("setup thread panicked")
+}
+
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let (base, watchdog) = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let without_query = url.split('?').next().unwrap().to_owned();
+                let cut = without_query.rfind('/').expect("DATABASE_URL has a path");
+                (without_query[..=cut].to_owned(), None)
+            }
+            None => {
+                let (pg, child) = EmbeddedPg::start_ephemeral().expect("start a throwaway PostgreSQL");
+                (format!("postgres://postgres@127.0.0.1:{}/", pg.port()), Some(child))
+            }
+        };
+        let template = format!("stockcart_template_{}", Uuid::new_v4().simple());
+        let admin_url = format!("{base}postgres");
+        let template_url = format!("{base}{template}");
+        let name = template.clone();
+        block_on(async move {
+            let pool =
+                PgPoolOptions::new().max_connections(1).connect(&admin_url).await.expect("connect to the test server");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create the template");
+            pool.close().await;
+            stockcart::migrate::run(&template_url).await.expect("migrate the template");
+        });
+        Cluster { base, template, _watchdog: Mutex::new(watchdog) }
+    })
+}
+
+/// A fresh database cloned from the migrated template; returns its URL.
+pub async fn fresh_database() -> String {
+    let cluster = cluster();
+    let name = format!("stockcart_test_{}", Uuid::new_v4().simple());
+    let admin_url = cluster.url("postgres");
+    let create = format!("CREATE DATABASE {name} TEMPLATE {}", cluster.template);
+    let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&admin_url).await.expect("connect to the test server");
+    sqlx::query(&create).execute(&mut conn).await.expect("create a test database");
+    cluster.url(&name)
+}
+
+/// An empty database with no schema at all.
+pub async fn empty_database() -> String {
+    let cluster = cluster();
+    let name = format!("stockcart_empty_{}", Uuid::new_v4().simple());
+    let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&cluster.url("postgres")).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    cluster.url(&name)
+}
+
+pub fn test_settings(overrides: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = [
+        ("STOCKCART_BIND", "127.0.0.1:0"),
+        ("STOCKCART_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("STOCKCART_WORKERS", "2"),
+        ("STOCKCART_POOL_SIZE", "10"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db_url: String,
+    /// A pool for looking under the hood (ledger sums, corruption); not the app's own.
+    pub db: PgPool,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the future only waits for it.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_on(&fresh_database().await, &[]).await
+}
+
+/// `n` app instances sharing one fresh database: replicas, each with its own pool and cache.
+pub async fn spawn_replicas(n: usize, overrides: &[(&str, &str)]) -> Vec<TestApp> {
+    let url = fresh_database().await;
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(spawn_on(&url, overrides).await);
+    }
+    apps
+}
+
+pub async fn spawn_on(db_url: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let settings = test_settings(overrides);
+    let pool = stockcart::startup::pool_options(&settings).connect_lazy(db_url).expect("a pool");
+    spawn_with_pool(db_url, settings, pool).await
+}
+
+pub async fn spawn_with_pool(db_url: &str, settings: Settings, pool: PgPool) -> TestApp {
+    let admin_token = settings.admin_token.clone().unwrap();
+    let app = Application::build(settings, pool, admin_token).expect("build the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.server_handle();
+    tokio::spawn(app.run_until_stopped());
+    let db = PgPoolOptions::new().max_connections(4).connect_lazy(db_url).unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    TestApp { address, db_url: db_url.to_owned(), db, client, handle }
+}
+
+/// A response read whole: status, headers and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(r: Response) -> Reply {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts a problem document with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.code(), code, "body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.text);
+        assert_eq!(self.body["status"], json!(status));
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Reply {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        self
+    }
+}
+
+pub enum Auth<'a> {
+    None,
+    Admin,
+    Bearer(&'a str),
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
+        match auth {
+            Auth::None => {}
+            Auth::Admin => req = req.bearer_auth(ADMIN_TOKEN),
+            Auth::Bearer(t) => req = req.bearer_auth(t),
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, auth: Auth<'_>) -> Reply {
+        self.request("GET", path, auth, None, &[]).await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.request(method, path, Auth::Admin, body.as_ref(), &[]).await
+    }
+
+    /// Creates or updates a product priced in EUR.
+    pub async fn put_product(&self, sku: &str, name: &str, price: i64) -> Reply {
+        self.admin(
+            "PUT",
+            &format!("/v1/admin/products/{sku}"),
+            Some(json!({ "name": name, "price": { "amount": price, "currency": "EUR" } })),
+        )
+        .await
+    }
+
+    /// A product with `on_hand` units in stock.
+    pub async fn stocked(&self, sku: &str, price: i64, on_hand: i64) {
+        self.put_product(sku, &format!("Product {sku}"), price).await.assert_status(201);
+        if on_hand > 0 {
+            self.adjust(sku, on_hand, "restock").await.assert_status(200);
+        }
+    }
+
+    pub async fn adjust(&self, sku: &str, delta: i64, reason: &str) -> Reply {
+        self.admin(
+            "POST",
+            &format!("/v1/admin/inventory/{sku}/adjustments"),
+            Some(json!({ "delta": delta, "reason": reason })),
+        )
+        .await
+    }
+
+    pub async fn level(&self, sku: &str) -> Value {
+        let r = self.get(&format!("/v1/admin/inventory/{sku}"), Auth::Admin).await;
+        r.assert_status(200);
+        r.body
+    }
+
+    pub async fn session(&self) -> String {
+        let r = self.request("POST", "/v1/sessions", Auth::None, None, &[]).await;
+        r.assert_status(201);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn add(&self, token: &str, sku: &str, quantity: i64) -> Reply {
+        self.request(
+            "POST",
+            "/v1/cart/items",
+            Auth::Bearer(token),
+            Some(&json!({ "sku": sku, "quantity": quantity })),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn cart(&self, token: &str) -> Reply {
+        self.get("/v1/cart", Auth::Bearer(token)).await
+    }
+
+    pub async fn checkout(&self, token: &str, key: &str) -> Reply {
+        self.request("POST", "/v1/checkout", Auth::Bearer(token), None, &[("Idempotency-Key", key)]).await
+    }
+
+    /// Runs the invariant checker against this app's database and asserts it passes.
+    pub async fn assert_invariants(&self) {
+        let report = stockcart::invariants::check(&self.db).await.expect("run the checker");
+        assert!(report.ok(), "invariants violated: {:#?}", report.violations);
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests of the HTTP contract against real PostgreSQL, one database per test.
+//! See `helpers.rs` for how the throwaway cluster and the app instances are started.
+
+mod cart;
+mod catalog;
+mod checkout;
+mod concurrency;
+mod foundation;
+mod helpers;
+mod inventory;
+mod sessions;

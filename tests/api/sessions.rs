@@ -1,0 +1,143 @@
+//! Sessions: issue, read, revoke, attach to a customer with the cart merge rules.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn sessions_are_issued_read_and_revoked() {
+    let app = spawn_app().await;
+    let r = app.request("POST", "/v1/sessions", Auth::None, None, &[]).await;
+    r.assert_status(201);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 32);
+    assert!(r.body["expires_at"].as_str().unwrap().ends_with('Z'));
+    // Only a hash is stored.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE token_hash = convert_to($1, 'UTF8')")
+        .bind(&token)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+
+    let me = app.get("/v1/session", Auth::Bearer(&token)).await;
+    me.assert_status(200);
+    assert!(me.body["customer_id"].is_null());
+    assert!(me.body["expires_at"].is_string());
+
+    app.get("/v1/session", Auth::None).await.assert_problem(401, "unauthorized");
+    let unknown = app.get("/v1/session", Auth::Bearer("sc_not-a-token")).await;
+    unknown.assert_problem(401, "unauthorized");
+    assert_eq!(unknown.header("www-authenticate"), Some("Bearer"));
+    app.get("/v1/session", Auth::Admin).await.assert_problem(401, "unauthorized");
+
+    let gone = app.request("DELETE", "/v1/session", Auth::Bearer(&token), None, &[]).await;
+    gone.assert_status(204);
+    app.get("/v1/session", Auth::Bearer(&token)).await.assert_problem(401, "unauthorized");
+    app.cart(&token).await.assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn sessions_expire_and_slide() {
+    let app = spawn_on(&fresh_database().await, &[("STOCKCART_SESSION_TTL", "2s")]).await;
+    let token = app.session().await;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        app.get("/v1/session", Auth::Bearer(&token)).await.assert_status(200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    app.get("/v1/session", Auth::Bearer(&token)).await.assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
+    let app = spawn_app().await;
+    app.stocked("A", 100, 5000).await;
+    app.stocked("B", 200, 5000).await;
+    app.stocked("C", 300, 5000).await;
+
+    // Device 1 logs in with A x2.
+    let phone = app.session().await;
+    app.add(&phone, "A", 2).await.assert_status(200);
+    let r =
+        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": phone, "customer_id": "cust-1" }))).await;
+    r.assert_status(200);
+    assert_eq!(r.body["lines"][0]["quantity"], 2);
+    assert!(r.header("etag").is_some());
+
+    // Device 2 had A x998 and B x1 as a guest: summed and capped at 999.
+    let laptop = app.session().await;
+    app.add(&laptop, "A", 998).await.assert_status(200);
+    app.add(&laptop, "B", 1).await.assert_status(200);
+    let merged =
+        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-1" }))).await;
+    merged.assert_status(200);
+    let lines = merged.body["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["sku"].as_str(), lines[0]["quantity"].as_i64()), (Some("A"), Some(999)));
+    assert_eq!((lines[1]["sku"].as_str(), lines[1]["quantity"].as_i64()), (Some("B"), Some(1)));
+
+    // Both devices now see one cart, and a change on one shows on the other.
+    app.add(&phone, "C", 1).await.assert_status(200);
+    let seen = app.cart(&laptop).await;
+    assert_eq!(seen.body["lines"].as_array().unwrap().len(), 3);
+    assert_eq!(seen.body["id"], app.cart(&phone).await.body["id"]);
+    assert_eq!(app.get("/v1/session", Auth::Bearer(&laptop)).await.body["customer_id"], "cust-1");
+
+    // Repeating the attach changes nothing.
+    let before = app.cart(&laptop).await.body;
+    let again =
+        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-1" }))).await;
+    again.assert_status(200);
+    assert_eq!(again.body, before);
+
+    // Another customer cannot take the session over.
+    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-2" })))
+        .await
+        .assert_problem(409, "session_already_attached");
+    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": "sc_nope", "customer_id": "cust-1" })))
+        .await
+        .assert_problem(404, "unknown_session");
+    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "" })))
+        .await
+        .assert_problem(422, "invalid_customer_id");
+    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "customer_id": "x" })))
+        .await
+        .assert_problem(422, "invalid_token");
+    app.request(
+        "POST",
+        "/v1/admin/sessions/attach",
+        Auth::Bearer(&phone),
+        Some(&json!({ "token": phone, "customer_id": "x" })),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_merge_keeps_at_most_one_hundred_lines() {
+    let app = spawn_app().await;
+    for i in 0..110 {
+        app.stocked(&format!("S{i:03}"), 10, 10).await;
+    }
+    let first = app.session().await;
+    for i in 0..60 {
+        app.add(&first, &format!("S{i:03}"), 1).await.assert_status(200);
+    }
+    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": first, "customer_id": "big" })))
+        .await
+        .assert_status(200);
+    let second = app.session().await;
+    for i in 50..110 {
+        app.add(&second, &format!("S{i:03}"), 1).await.assert_status(200);
+    }
+    let merged =
+        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": second, "customer_id": "big" }))).await;
+    merged.assert_status(200);
+    let lines = merged.body["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 100);
+    // The customer's own 60 lines stay; overlapping lines were summed.
+    assert_eq!(lines.iter().find(|l| l["sku"] == "S055").unwrap()["quantity"], 2);
+    assert!(lines.iter().any(|l| l["sku"] == "S000"));
+}

@@ -10,6 +10,7 @@ pub mod embedded_pg;
 pub mod error;
 pub mod extract;
 pub mod invariants;
+pub mod loadgen;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;

@@ -20,8 +20,8 @@ use std::{
 use serde_json::{json, Value};
 
 pub use options::{Options, Scenario};
-pub use report::Summary;
 use report::Recorder;
+pub use report::Summary;
 
 /// The HTTP side of a run: clients spread round-robin over the base URLs.
 #[derive(Clone)]
@@ -53,7 +53,14 @@ impl Target {
     }
 
     /// One request; a network error is status 0.
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>, key: Option<&str>) -> Reply {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Reply {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -93,10 +100,13 @@ pub async fn seed(target: &Target, options: &Options) -> Result<(), String> {
             return Err(format!("seeding product {i} failed with {}: {}", r.status, r.body));
         }
     }
-    let lines: Vec<Value> =
-        (0..options.skus).map(|i| json!({ "sku": sku_name(i), "delta": options.stock, "reason": "restock", "reference": "loadgen" })).collect();
+    let lines: Vec<Value> = (0..options.skus)
+        .map(|i| json!({ "sku": sku_name(i), "delta": options.stock, "reason": "restock", "reference": "loadgen" }))
+        .collect();
     for chunk in lines.chunks(10_000) {
-        let r = target.admin(reqwest::Method::POST, "/v1/admin/inventory/batch", Some(&json!({ "adjustments": chunk }))).await;
+        let r = target
+            .admin(reqwest::Method::POST, "/v1/admin/inventory/batch", Some(&json!({ "adjustments": chunk })))
+            .await;
         if r.status != 200 {
             return Err(format!("seeding stock failed with {}: {}", r.status, r.body));
         }
@@ -133,7 +143,8 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
             tasks.push(tokio::spawn(async move { shopper::admin_actor(target, &recorder, &stop).await }));
         }
     }
-    let ticker = progress.then(|| tokio::spawn(report::progress(recorder.clone(), started, options.duration, stop.clone())));
+    let ticker =
+        progress.then(|| tokio::spawn(report::progress(recorder.clone(), started, options.duration, stop.clone())));
     let watchdog = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -159,7 +170,10 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
 async fn verify(target: &Target) -> report::Verification {
     let r = target.admin(reqwest::Method::GET, "/v1/admin/invariants", None).await;
     if r.status != 200 {
-        return report::Verification { ok: false, violations: vec![format!("the invariant check answered {}: {}", r.status, r.body)] };
+        return report::Verification {
+            ok: false,
+            violations: vec![format!("the invariant check answered {}: {}", r.status, r.body)],
+        };
     }
     let violations = r.body["violations"]
         .as_array()
@@ -183,7 +197,7 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     let summary_path = options.summary_path.clone();
-    let summary = match runtime.block_on(run(options, std::io::IsTerminal::is_terminal(&std::io::stderr()) || true)) {
+    let summary = match runtime.block_on(run(options, true)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("stockcart loadgen: {e}");
@@ -240,7 +254,15 @@ impl Zipf {
         let weights: Vec<f64> = (1..=n.max(1)).map(|k| 1.0 / (k as f64).powf(exponent)).collect();
         let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        Zipf { cdf: weights.iter().map(|w| { acc += w / total; acc }).collect() }
+        Zipf {
+            cdf: weights
+                .iter()
+                .map(|w| {
+                    acc += w / total;
+                    acc
+                })
+                .collect(),
+        }
     }
 
     pub fn sample(&self, rng: &mut Rng) -> usize {

@@ -8,4 +8,5 @@ mod concurrency;
 mod foundation;
 mod helpers;
 mod inventory;
+mod loadgen;
 mod sessions;

@@ -1,0 +1,143 @@
+//! Flags of `stockcart loadgen`.
+
+use std::time::Duration;
+
+use crate::config::parse_duration;
+
+pub const USAGE: &str = "\
+stockcart loadgen: simulated shoppers against running stockcart replicas, then verification
+
+USAGE: stockcart loadgen [OPTIONS]
+
+  --url URL[,URL...]     base URLs, used round-robin with no stickiness [default: http://127.0.0.1:8080]
+  --admin-token TOKEN    admin token [default: $STOCKCART_ADMIN_TOKEN]
+  --scenario NAME        mixed | get-cart | add-to-cart | checkout [default: mixed]
+  --users N              concurrent virtual users [default: 32]
+  --admins N             admin actors paying and shipping orders (mixed) [default: 2]
+  --duration D           how long to run, like 30s or 2m [default: 30s]
+  --requests N           stop after about N measured requests (whichever comes first)
+  --skus N               catalog size [default: 200]
+  --stock N              units of each SKU at the start [default: 1000000]
+  --zipf S               Zipf exponent of SKU popularity [default: 1.1]
+  --hot                  launch-day rush: every pick is the same SKU
+  --lines N              lines per checkout (checkout scenario) [default: 3]
+  --mix K=W,...          weights of browse, cart, add, update, remove, checkout, cancel (mixed)
+                         [default: browse=25,cart=20,add=25,update=8,remove=5,checkout=12,cancel=5]
+  --seed N               random seed [default: 1]
+  --no-seed-catalog      use the existing LG-* catalog instead of creating it
+  --currency CUR         currency of the seeded prices [default: EUR]
+  --summary FILE         also write the summary as JSON
+";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Mixed,
+    GetCart,
+    AddToCart,
+    Checkout,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub urls: Vec<String>,
+    pub admin_token: String,
+    pub scenario: Scenario,
+    pub users: usize,
+    pub admins: usize,
+    pub duration: Duration,
+    pub requests: Option<u64>,
+    pub skus: usize,
+    pub stock: i64,
+    pub zipf: f64,
+    pub hot: bool,
+    pub lines: usize,
+    pub mix: Vec<(String, u32)>,
+    pub seed: u64,
+    pub seed_catalog: bool,
+    pub currency: String,
+    pub summary_path: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            urls: vec!["http://127.0.0.1:8080".into()],
+            admin_token: std::env::var("STOCKCART_ADMIN_TOKEN").unwrap_or_default(),
+            scenario: Scenario::Mixed,
+            users: 32,
+            admins: 2,
+            duration: Duration::from_secs(30),
+            requests: None,
+            skus: 200,
+            stock: 1_000_000,
+            zipf: 1.1,
+            hot: false,
+            lines: 3,
+            mix: parse_mix("browse=25,cart=20,add=25,update=8,remove=5,checkout=12,cancel=5").expect("a valid default"),
+            seed: 1,
+            seed_catalog: true,
+            currency: "EUR".into(),
+            summary_path: None,
+        }
+    }
+}
+
+fn parse_mix(raw: &str) -> Result<Vec<(String, u32)>, String> {
+    const KINDS: &[&str] = &["browse", "cart", "add", "update", "remove", "checkout", "cancel"];
+    let mut mix = Vec::new();
+    for part in raw.split(',') {
+        let (k, w) = part.split_once('=').ok_or_else(|| format!("--mix: {part:?} is not K=W"))?;
+        if !KINDS.contains(&k) {
+            return Err(format!("--mix: unknown action {k:?} (one of {})", KINDS.join(", ")));
+        }
+        mix.push((k.to_owned(), w.parse().map_err(|_| format!("--mix: weight {w:?} is not a number"))?));
+    }
+    if mix.iter().all(|(_, w)| *w == 0) {
+        return Err("--mix: all weights are zero".into());
+    }
+    Ok(mix)
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Option<Options>, String> {
+        let mut o = Options::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+            let number = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: {v:?} is not a number"));
+            match flag.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--url" => o.urls = value()?.split(',').map(|u| u.trim_end_matches('/').to_owned()).collect(),
+                "--admin-token" => o.admin_token = value()?,
+                "--scenario" => {
+                    o.scenario = match value()?.as_str() {
+                        "mixed" => Scenario::Mixed,
+                        "get-cart" => Scenario::GetCart,
+                        "add-to-cart" => Scenario::AddToCart,
+                        "checkout" => Scenario::Checkout,
+                        other => return Err(format!("unknown scenario {other:?}")),
+                    }
+                }
+                "--users" => o.users = number(value()?)?.max(1) as usize,
+                "--admins" => o.admins = number(value()?)? as usize,
+                "--duration" => o.duration = parse_duration(&value()?)?,
+                "--requests" => o.requests = Some(number(value()?)?),
+                "--skus" => o.skus = number(value()?)?.clamp(1, 100_000) as usize,
+                "--stock" => o.stock = number(value()?)?.min(1_000_000_000) as i64,
+                "--zipf" => o.zipf = value()?.parse().map_err(|_| "--zipf: not a number".to_string())?,
+                "--hot" => o.hot = true,
+                "--lines" => o.lines = number(value()?)?.clamp(1, 100) as usize,
+                "--mix" => o.mix = parse_mix(&value()?)?,
+                "--seed" => o.seed = number(value()?)?,
+                "--no-seed-catalog" => o.seed_catalog = false,
+                "--currency" => o.currency = value()?,
+                "--summary" => o.summary_path = Some(value()?),
+                other => return Err(format!("unknown option {other:?}")),
+            }
+        }
+        if o.admin_token.is_empty() {
+            return Err("an admin token is needed: --admin-token or STOCKCART_ADMIN_TOKEN".into());
+        }
+        Ok(Some(o))
+    }
+}

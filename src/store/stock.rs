@@ -102,7 +102,19 @@ pub async fn apply(
     conn: &mut PgConnection,
     changes: &[StockChange],
 ) -> Result<Result<Vec<Level>, Vec<Failure>>, sqlx::Error> {
-    let mut skus: Vec<String> = changes.iter().map(|c| c.sku.clone()).collect();
+    let (mut outcomes, levels) = apply_groups(conn, &[changes]).await?;
+    Ok(outcomes.remove(0).map(|()| levels))
+}
+
+/// Applies several independent groups of changes at once (the coalesced checkouts of a
+/// replica): each group is all or nothing, evaluated in order against the levels the groups
+/// before it left. Every SKU of every group is locked first, in SKU order, and the accepted
+/// changes are written with one statement. Returns each group's outcome and the final levels.
+pub async fn apply_groups(
+    conn: &mut PgConnection,
+    groups: &[&[StockChange]],
+) -> Result<(Vec<Result<(), Vec<Failure>>>, Vec<Level>), sqlx::Error> {
+    let mut skus: Vec<String> = groups.iter().flat_map(|g| g.iter().map(|c| c.sku.clone())).collect();
     skus.sort_unstable();
     skus.dedup();
     let rows = sqlx::query_as!(
@@ -118,49 +130,20 @@ pub async fn apply(
     .await?;
     let before: BTreeMap<String, Level> = rows.into_iter().map(|l| (l.sku.clone(), l)).collect();
     let mut now = before.clone();
-
-    let mut failures = Vec::new();
     let mut movements = Movements::default();
-    for (index, change) in changes.iter().enumerate() {
-        let fail =
-            |refusal| Failure { index, sku: change.sku.clone(), refusal, current: before.get(&change.sku).cloned() };
-        let Some(level) = now.get_mut(&change.sku) else {
-            failures.push(fail(Refusal::UnknownSku));
-            continue;
-        };
-        if change.expected.as_ref().is_some_and(|e| !e.matches(level.version)) {
-            failures.push(fail(Refusal::VersionMismatch));
-            continue;
+    let mut outcomes = Vec::with_capacity(groups.len());
+    for group in groups {
+        let (tentative, group_movements, failures) = evaluate(&now, group);
+        if failures.is_empty() {
+            now.extend(tentative);
+            movements.extend(group_movements);
+            outcomes.push(Ok(()));
+        } else {
+            outcomes.push(Err(failures));
         }
-        let (d_on_hand, d_reserved) = match change.delta {
-            Delta::By { on_hand, reserved } => (on_hand, reserved),
-            Delta::SetOnHand(target) => (target - level.on_hand, 0),
-        };
-        if d_on_hand == 0 && d_reserved == 0 {
-            continue; // Setting the current value changes nothing, so it is not a version.
-        }
-        let on_hand = level.on_hand + d_on_hand;
-        let reserved = level.reserved + d_reserved;
-        if on_hand > MAX_ON_HAND {
-            failures.push(fail(Refusal::OutOfRange));
-            continue;
-        }
-        if reserved < 0 || on_hand < reserved {
-            let requested = if d_reserved > 0 { d_reserved } else { -d_on_hand };
-            failures.push(fail(Refusal::InsufficientStock { requested, available: level.available }));
-            continue;
-        }
-        level.on_hand = on_hand;
-        level.reserved = reserved;
-        level.available = on_hand - reserved;
-        level.version += 1;
-        movements.push(change, level, d_on_hand, d_reserved);
-    }
-    if !failures.is_empty() {
-        return Ok(Err(failures));
     }
     if movements.sku.is_empty() {
-        return Ok(Ok(now.into_values().collect()));
+        return Ok((outcomes, now.into_values().collect()));
     }
 
     let changed: Vec<&Level> = now.values().filter(|l| before[&l.sku].version != l.version).collect();
@@ -218,7 +201,48 @@ pub async fn apply(
             changed.len()
         )));
     }
-    Ok(Ok(now.into_values().collect()))
+    Ok((outcomes, now.into_values().collect()))
+}
+
+/// Evaluates one group against `now` without changing it: the levels it would leave, its
+/// ledger rows, and its refusals (every refused change is named, by its index in the group).
+fn evaluate(now: &BTreeMap<String, Level>, group: &[StockChange]) -> (BTreeMap<String, Level>, Movements, Vec<Failure>) {
+    let mut tentative: BTreeMap<String, Level> = BTreeMap::new();
+    let mut movements = Movements::default();
+    let mut failures = Vec::new();
+    for (index, change) in group.iter().enumerate() {
+        let fail = |refusal| Failure { index, sku: change.sku.clone(), refusal, current: now.get(&change.sku).cloned() };
+        let Some(current) = tentative.get(&change.sku).or_else(|| now.get(&change.sku)).cloned() else {
+            failures.push(fail(Refusal::UnknownSku));
+            continue;
+        };
+        if change.expected.as_ref().is_some_and(|e| !e.matches(current.version)) {
+            failures.push(fail(Refusal::VersionMismatch));
+            continue;
+        }
+        let (d_on_hand, d_reserved) = match change.delta {
+            Delta::By { on_hand, reserved } => (on_hand, reserved),
+            Delta::SetOnHand(target) => (target - current.on_hand, 0),
+        };
+        if d_on_hand == 0 && d_reserved == 0 {
+            continue; // Setting the current value changes nothing, so it is not a version.
+        }
+        let on_hand = current.on_hand + d_on_hand;
+        let reserved = current.reserved + d_reserved;
+        if on_hand > MAX_ON_HAND {
+            failures.push(fail(Refusal::OutOfRange));
+            continue;
+        }
+        if reserved < 0 || on_hand < reserved {
+            let requested = if d_reserved > 0 { d_reserved } else { -d_on_hand };
+            failures.push(fail(Refusal::InsufficientStock { requested, available: current.available }));
+            continue;
+        }
+        let after = Level { on_hand, reserved, available: on_hand - reserved, version: current.version + 1, ..current };
+        movements.push(change, &after, d_on_hand, d_reserved);
+        tentative.insert(change.sku.clone(), after);
+    }
+    (tentative, movements, failures)
 }
 
 /// The ledger rows of one `apply`, as columns for UNNEST.
@@ -237,6 +261,19 @@ struct Movements {
 }
 
 impl Movements {
+    fn extend(&mut self, other: Movements) {
+        self.sku.extend(other.sku);
+        self.kind.extend(other.kind);
+        self.delta_on_hand.extend(other.delta_on_hand);
+        self.delta_reserved.extend(other.delta_reserved);
+        self.on_hand_after.extend(other.on_hand_after);
+        self.reserved_after.extend(other.reserved_after);
+        self.version_after.extend(other.version_after);
+        self.reason.extend(other.reason);
+        self.reference.extend(other.reference);
+        self.order_id.extend(other.order_id);
+    }
+
     fn push(&mut self, change: &StockChange, after: &Level, d_on_hand: i64, d_reserved: i64) {
         self.sku.push(change.sku.clone());
         self.kind.push(change.kind.as_str().to_owned());

@@ -5,7 +5,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use sqlx::{postgres::PgPoolOptions, PgPool};
 
-use crate::{cache::CartCache, config::Settings, metrics::Metrics, middleware, routes, tasks};
+use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics, middleware, routes, tasks};
 
 /// What every handler can reach. Cheap to clone; one per app instance (replica).
 pub struct AppState {
@@ -13,6 +13,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub admin_token: String,
     pub carts: CartCache,
+    pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,
 }
 
@@ -42,10 +43,14 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::default());
+        let settings = Arc::new(settings);
+        // Half the pool checks out; the rest stays for reads and cart writes.
+        let checkout_workers = (settings.pool_size as usize / 2).max(1);
         let state = web::Data::new(AppState {
+            checkouts: Checkouts::start(pool.clone(), settings.clone(), checkout_workers, 64),
             pool: pool.clone(),
             carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
-            settings: Arc::new(settings.clone()),
+            settings: settings.clone(),
             admin_token,
             metrics: metrics.clone(),
         });

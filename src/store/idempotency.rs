@@ -1,13 +1,15 @@
 //! Checkout idempotency keys (the Stripe model), scoped to the session that sent them.
 //!
-//! The key row is inserted first in the checkout transaction. A duplicate that arrives
-//! while the first is in flight blocks on that uncommitted row (PostgreSQL's unique index
-//! wait), then reads the answer the first one committed, on whichever replica it runs.
+//! The key rows are inserted first in the checkout transaction, in (session, key) order. A
+//! duplicate that arrives while the first is in flight blocks on that uncommitted row
+//! (PostgreSQL's unique index wait), then reads the answer the first one committed, on
+//! whichever replica it runs.
 
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+#[derive(Debug, Clone)]
 pub enum Claim {
     /// This request owns the key: do the work and `record` its answer.
     New,
@@ -17,53 +19,79 @@ pub enum Claim {
     InProgress,
 }
 
-pub async fn claim(tx: &mut PgConnection, session_id: Uuid, key: &str) -> Result<Claim, sqlx::Error> {
+/// Claims every (session, key) of `keys`, which must be distinct; returns their claims in order.
+pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Result<Vec<Claim>, sqlx::Error> {
+    let mut sorted: Vec<&(Uuid, String)> = keys.iter().collect();
+    sorted.sort();
+    let sessions: Vec<Uuid> = sorted.iter().map(|(s, _)| *s).collect();
+    let names: Vec<String> = sorted.iter().map(|(_, k)| k.clone()).collect();
     sqlx::query!("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
-    let inserted = sqlx::query_scalar!(
-        "INSERT INTO idempotency_keys (session_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-        session_id,
-        key
+    let inserted = sqlx::query!(
+        r#"INSERT INTO idempotency_keys (session_id, key)
+           SELECT * FROM unnest($1::uuid[], $2::text[])
+           ON CONFLICT DO NOTHING
+           RETURNING session_id, key"#,
+        &sessions,
+        &names
     )
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await;
-    match inserted {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            let stored = sqlx::query!(
-                "SELECT status_code, response FROM idempotency_keys WHERE session_id = $1 AND key = $2",
-                session_id,
-                key
-            )
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(match stored {
-                Some(row) => match (row.status_code, row.response) {
-                    (Some(status), Some(body)) => Claim::Replay { status: status as u16, body },
+    let inserted = match inserted {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+            return Ok(vec![Claim::InProgress; keys.len()]);
+        }
+        Err(e) => return Err(e),
+    };
+    sqlx::query!("SET LOCAL lock_timeout = 0").execute(&mut *tx).await?;
+    let is_new = |s: &Uuid, k: &str| inserted.iter().any(|r| r.session_id == *s && r.key == k);
+    let used: Vec<&(Uuid, String)> = keys.iter().filter(|(s, k)| !is_new(s, k)).collect();
+    let stored = if used.is_empty() {
+        Vec::new()
+    } else {
+        let sessions: Vec<Uuid> = used.iter().map(|(s, _)| *s).collect();
+        let names: Vec<String> = used.iter().map(|(_, k)| k.clone()).collect();
+        sqlx::query!(
+            r#"SELECT i.session_id, i.key, i.status_code, i.response
+               FROM idempotency_keys i JOIN unnest($1::uuid[], $2::text[]) AS u (session_id, key)
+                 ON i.session_id = u.session_id AND i.key = u.key"#,
+            &sessions,
+            &names
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    Ok(keys
+        .iter()
+        .map(|(s, k)| {
+            if is_new(s, k) {
+                return Claim::New;
+            }
+            match stored.iter().find(|r| r.session_id == *s && r.key == *k) {
+                Some(row) => match (row.status_code, &row.response) {
+                    (Some(status), Some(body)) => Claim::Replay { status: status as u16, body: body.clone() },
                     _ => Claim::InProgress,
                 },
                 None => Claim::InProgress,
-            });
-        }
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => return Ok(Claim::InProgress),
-        Err(e) => return Err(e),
-    }
-    sqlx::query!("SET LOCAL lock_timeout = 0").execute(&mut *tx).await?;
-    Ok(Claim::New)
+            }
+        })
+        .collect())
 }
 
-pub async fn record(
-    tx: &mut PgConnection,
-    session_id: Uuid,
-    key: &str,
-    status: u16,
-    body: &Value,
-) -> Result<(), sqlx::Error> {
+/// Stores the answers of claimed keys: (session, key, status, body).
+pub async fn record_many(tx: &mut PgConnection, answers: &[(Uuid, String, u16, Value)]) -> Result<(), sqlx::Error> {
+    let sessions: Vec<Uuid> = answers.iter().map(|a| a.0).collect();
+    let keys: Vec<String> = answers.iter().map(|a| a.1.clone()).collect();
+    let statuses: Vec<i16> = answers.iter().map(|a| a.2 as i16).collect();
+    let bodies: Vec<Value> = answers.iter().map(|a| a.3.clone()).collect();
     sqlx::query!(
-        "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE session_id = $1 AND key = $2",
-        session_id,
-        key,
-        status as i16,
-        body
+        r#"UPDATE idempotency_keys i SET status_code = u.status, response = u.body
+           FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::jsonb[]) AS u (session_id, key, status, body)
+           WHERE i.session_id = u.session_id AND i.key = u.key"#,
+        &sessions,
+        &keys,
+        &statuses,
+        &bodies
     )
     .execute(tx)
     .await?;

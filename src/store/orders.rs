@@ -1,4 +1,4 @@
-//! Orders and their lifecycle. `place` reserves every line in one transaction; `transition`
+//! Orders and their lifecycle. `place_many` reserves every line in one transaction; `transition`
 //! is the one place that moves an order between statuses, with its stock movements and its
 //! outbox event in the same transaction.
 
@@ -137,131 +137,207 @@ pub struct Shortage {
     pub available: i64,
 }
 
+#[derive(Debug)]
 pub enum Placement {
     Placed(Order),
     EmptyCart,
     Short(Vec<Shortage>),
 }
 
-/// Checkout: freezes the cart's prices into an order, empties the cart and reserves every
-/// line, all in the caller's transaction. Stock rows are locked last (by `stock::apply`, in
-/// SKU order), so a hot SKU's row is held only for the reservation and the commit. On a
-/// shortage nothing stays written: the savepoint is rolled back.
-pub async fn place(
-    tx: &mut PgConnection,
-    session_id: Uuid,
-    customer_id: Option<&str>,
-    cart_id: Uuid,
-    currency: &str,
-    payment_timeout: Duration,
-) -> Result<Placement, sqlx::Error> {
-    use sqlx::Connection;
-    let mut savepoint = tx.begin().await?;
-    super::carts::begin_change(&mut savepoint, cart_id).await?;
-    let cart = super::carts::load(&mut savepoint, cart_id).await?;
-    let Some(cart) = cart.filter(|c| !c.lines.is_empty()) else {
-        return Ok(Placement::EmptyCart);
-    };
-    let created_at = Utc::now();
-    let expires_at = created_at + chrono::Duration::from_std(payment_timeout).unwrap_or(chrono::Duration::days(365));
-    let mut lines: Vec<OrderLine> = cart
-        .lines
-        .iter()
-        .map(|l| OrderLine {
-            sku: l.sku.clone(),
-            name: l.name.clone(),
-            quantity: l.quantity,
-            unit_price: l.unit_price,
-            line_total: l.unit_price * i64::from(l.quantity),
-        })
-        .collect();
-    lines.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let order = Order {
-        id: Uuid::new_v4(),
-        session_id,
-        customer_id: customer_id.map(str::to_owned),
-        status: Status::AwaitingPayment,
-        total_amount: lines.iter().map(|l| l.line_total).sum(),
-        currency: currency.to_owned(),
-        created_at,
-        expires_at,
-        due: false,
-        lines,
-    };
-    insert(&mut savepoint, &order).await?;
-    super::carts::clear(&mut savepoint, cart_id).await?;
-
-    let reservations: Vec<StockChange> = order
-        .lines
-        .iter()
-        .map(|l| StockChange {
-            sku: l.sku.clone(),
-            kind: MovementKind::Reservation,
-            delta: Delta::By { on_hand: 0, reserved: i64::from(l.quantity) },
-            reason: None,
-            reference: None,
-            order_id: Some(order.id),
-            expected: None,
-        })
-        .collect();
-    match stock::apply(&mut savepoint, &reservations).await? {
-        Ok(_) => {
-            savepoint.commit().await?;
-            Ok(Placement::Placed(order))
-        }
-        Err(failures) => {
-            savepoint.rollback().await?;
-            let shortages = failures
-                .into_iter()
-                .map(|f| {
-                    let requested = order.lines[f.index].quantity.into();
-                    let available = match f.refusal {
-                        Refusal::InsufficientStock { available, .. } => available,
-                        _ => 0,
-                    };
-                    Shortage { sku: f.sku, requested, available }
-                })
-                .collect();
-            Ok(Placement::Short(shortages))
-        }
-    }
+/// One checkout of a batch: whose it is and which cart it empties.
+#[derive(Debug, Clone)]
+pub struct PlaceRequest {
+    pub session_id: Uuid,
+    pub customer_id: Option<String>,
+    pub cart_id: Uuid,
 }
 
-async fn insert(tx: &mut PgConnection, order: &Order) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"INSERT INTO orders (id, session_id, customer_id, status, total_amount, currency, created_at, expires_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)"#,
-        order.id,
-        order.session_id,
-        order.customer_id,
-        order.status.as_str(),
-        order.total_amount,
-        order.currency,
-        order.created_at,
-        order.expires_at
+/// Checkout, for one or many requests at once, in the caller's transaction: freezes each
+/// cart's prices into an order and reserves all its lines or none (`stock::apply_groups`),
+/// then writes the accepted orders and empties their carts. Carts are locked in id order and
+/// stock rows in SKU order, so concurrent batches cannot deadlock. A cart that appears twice
+/// in one batch (two sessions of one customer) is ordered once; the later request finds it
+/// empty, as it would have one transaction later.
+pub async fn place_many(
+    tx: &mut PgConnection,
+    requests: &[PlaceRequest],
+    currency: &str,
+    payment_timeout: Duration,
+) -> Result<Vec<Placement>, sqlx::Error> {
+    let mut cart_ids: Vec<Uuid> = requests.iter().map(|r| r.cart_id).collect();
+    cart_ids.sort_unstable();
+    cart_ids.dedup();
+    sqlx::query!("SELECT id FROM carts WHERE id = ANY($1) ORDER BY id FOR UPDATE", &cart_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let lines = sqlx::query!(
+        r#"SELECT l.cart_id, l.sku, p.name, l.quantity, p.price_amount
+           FROM cart_lines l JOIN products p ON p.sku = l.sku
+           WHERE l.cart_id = ANY($1)
+           ORDER BY l.cart_id, l.sku"#,
+        &cart_ids
     )
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let positions: Vec<i32> = (0..order.lines.len() as i32).collect();
-    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
-    let names: Vec<String> = order.lines.iter().map(|l| l.name.clone()).collect();
-    let quantities: Vec<i32> = order.lines.iter().map(|l| l.quantity).collect();
-    let prices: Vec<i64> = order.lines.iter().map(|l| l.unit_price).collect();
-    let totals: Vec<i64> = order.lines.iter().map(|l| l.line_total).collect();
+
+    let created_at = Utc::now();
+    let expires_at = created_at + chrono::Duration::from_std(payment_timeout).unwrap_or(chrono::Duration::days(365));
+    let mut taken = std::collections::HashSet::new();
+    let orders: Vec<Option<Order>> = requests
+        .iter()
+        .map(|r| {
+            if !taken.insert(r.cart_id) {
+                return None;
+            }
+            let lines: Vec<OrderLine> = lines
+                .iter()
+                .filter(|l| l.cart_id == r.cart_id)
+                .map(|l| OrderLine {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.price_amount,
+                    line_total: l.price_amount * i64::from(l.quantity),
+                })
+                .collect();
+            (!lines.is_empty()).then(|| Order {
+                id: Uuid::new_v4(),
+                session_id: r.session_id,
+                customer_id: r.customer_id.clone(),
+                status: Status::AwaitingPayment,
+                total_amount: lines.iter().map(|l| l.line_total).sum(),
+                currency: currency.to_owned(),
+                created_at,
+                expires_at,
+                due: false,
+                lines,
+            })
+        })
+        .collect();
+
+    let reservations: Vec<Vec<StockChange>> = orders
+        .iter()
+        .map(|order| {
+            let Some(order) = order else { return Vec::new() };
+            order
+                .lines
+                .iter()
+                .map(|l| StockChange {
+                    sku: l.sku.clone(),
+                    kind: MovementKind::Reservation,
+                    delta: Delta::By { on_hand: 0, reserved: i64::from(l.quantity) },
+                    reason: None,
+                    reference: None,
+                    order_id: Some(order.id),
+                    expected: None,
+                })
+                .collect()
+        })
+        .collect();
+    let groups: Vec<&[StockChange]> = reservations.iter().map(Vec::as_slice).collect();
+    let (outcomes, _) = stock::apply_groups(tx, &groups).await?;
+
+    let placements: Vec<Placement> = orders
+        .into_iter()
+        .zip(outcomes)
+        .map(|(order, outcome)| match (order, outcome) {
+            (None, _) => Placement::EmptyCart,
+            (Some(order), Ok(())) => Placement::Placed(order),
+            (Some(order), Err(failures)) => Placement::Short(
+                failures
+                    .into_iter()
+                    .map(|f| Shortage {
+                        requested: order.lines[f.index].quantity.into(),
+                        available: match f.refusal {
+                            Refusal::InsufficientStock { available, .. } => available,
+                            _ => 0,
+                        },
+                        sku: f.sku,
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    let placed: Vec<&Order> = placements
+        .iter()
+        .filter_map(|p| match p {
+            Placement::Placed(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    if !placed.is_empty() {
+        insert_many(tx, &placed).await?;
+        let emptied: Vec<Uuid> = requests
+            .iter()
+            .zip(&placements)
+            .filter(|(_, p)| matches!(p, Placement::Placed(_)))
+            .map(|(r, _)| r.cart_id)
+            .collect();
+        sqlx::query!(
+            r#"WITH emptied AS (DELETE FROM cart_lines WHERE cart_id = ANY($1))
+               UPDATE carts SET version = version + 1, updated_at = now() WHERE id = ANY($1)"#,
+            &emptied
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(placements)
+}
+
+/// Writes orders, their lines and their `order.placed` events with one statement.
+async fn insert_many(tx: &mut PgConnection, orders: &[&Order]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+    let sessions: Vec<Uuid> = orders.iter().map(|o| o.session_id).collect();
+    let customers: Vec<Option<String>> = orders.iter().map(|o| o.customer_id.clone()).collect();
+    let totals: Vec<i64> = orders.iter().map(|o| o.total_amount).collect();
+    let currencies: Vec<String> = orders.iter().map(|o| o.currency.clone()).collect();
+    let created: Vec<DateTime<Utc>> = orders.iter().map(|o| o.created_at).collect();
+    let expires: Vec<DateTime<Utc>> = orders.iter().map(|o| o.expires_at).collect();
+    let events: Vec<Value> = orders.iter().map(|o| o.to_json()).collect();
+    let mut line_order = Vec::new();
+    let mut positions = Vec::new();
+    let mut skus = Vec::new();
+    let mut names = Vec::new();
+    let mut quantities = Vec::new();
+    let mut prices = Vec::new();
+    let mut line_totals = Vec::new();
+    for o in orders {
+        for (i, l) in o.lines.iter().enumerate() {
+            line_order.push(o.id);
+            positions.push(i as i32);
+            skus.push(l.sku.clone());
+            names.push(l.name.clone());
+            quantities.push(l.quantity);
+            prices.push(l.unit_price);
+            line_totals.push(l.line_total);
+        }
+    }
     sqlx::query!(
-        r#"WITH lines AS (
+        r#"WITH placed AS (
+               INSERT INTO orders (id, session_id, customer_id, status, total_amount, currency, created_at, expires_at, updated_at)
+               SELECT id, session_id, customer_id, 'awaiting_payment', total, currency, created_at, expires_at, created_at
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+                    AS o (id, session_id, customer_id, total, currency, created_at, expires_at)
+           ), lines AS (
                INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_price, line_total)
-               SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::int4[], $6::int8[], $7::int8[])
+               SELECT * FROM unnest($8::uuid[], $9::int4[], $10::text[], $11::text[], $12::int4[], $13::int8[], $14::int8[])
            )
-           INSERT INTO outbox_events (topic, payload) VALUES ('order.placed', $8)"#,
-        order.id,
+           INSERT INTO outbox_events (topic, payload) SELECT 'order.placed', e FROM unnest($15::jsonb[]) AS e"#,
+        &ids,
+        &sessions,
+        &customers as &[Option<String>],
+        &totals,
+        &currencies,
+        &created,
+        &expires,
+        &line_order,
         &positions,
         &skus,
         &names,
         &quantities,
         &prices,
-        &totals,
-        order.to_json()
+        &line_totals,
+        &events
     )
     .execute(tx)
     .await?;

@@ -206,12 +206,16 @@ pub async fn apply_groups(
 
 /// Evaluates one group against `now` without changing it: the levels it would leave, its
 /// ledger rows, and its refusals (every refused change is named, by its index in the group).
-fn evaluate(now: &BTreeMap<String, Level>, group: &[StockChange]) -> (BTreeMap<String, Level>, Movements, Vec<Failure>) {
+fn evaluate(
+    now: &BTreeMap<String, Level>,
+    group: &[StockChange],
+) -> (BTreeMap<String, Level>, Movements, Vec<Failure>) {
     let mut tentative: BTreeMap<String, Level> = BTreeMap::new();
     let mut movements = Movements::default();
     let mut failures = Vec::new();
     for (index, change) in group.iter().enumerate() {
-        let fail = |refusal| Failure { index, sku: change.sku.clone(), refusal, current: now.get(&change.sku).cloned() };
+        let fail =
+            |refusal| Failure { index, sku: change.sku.clone(), refusal, current: now.get(&change.sku).cloned() };
         let Some(current) = tentative.get(&change.sku).or_else(|| now.get(&change.sku)).cloned() else {
             failures.push(fail(Refusal::UnknownSku));
             continue;

@@ -278,3 +278,58 @@ async fn the_invariant_checker_catches_a_corrupted_database() {
     // The ledger is append-only.
     assert!(sqlx::query("DELETE FROM stock_movements").execute(&app.db).await.is_err());
 }
+
+async fn checkout_request(app: &TestApp, token: &str, key: &str) -> stockcart::checkout::CheckoutRequest {
+    let (session_id, cart_id, customer_id): (uuid::Uuid, uuid::Uuid, Option<String>) = sqlx::query_as(
+        "SELECT id, cart_id, customer_id FROM sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(token)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    stockcart::checkout::CheckoutRequest { session_id, customer_id, cart_id, key: key.into() }
+}
+
+/// What a coalesced batch must decide exactly as if its checkouts had run one after another.
+#[tokio::test]
+async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
+    let app = spawn_app().await;
+    app.stocked("FEW", 1000, 5).await;
+    app.stocked("MANY", 1000, 100).await;
+    // Two devices of one customer share a cart; two other shoppers compete for FEW.
+    let phone = app.session().await;
+    let laptop = app.session().await;
+    for token in [&phone, &laptop] {
+        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": token, "customer_id": "c-1" })))
+            .await
+            .assert_status(200);
+    }
+    app.add(&phone, "MANY", 2).await.assert_status(200);
+    let (ann, bob) = (app.session().await, app.session().await);
+    app.add(&ann, "FEW", 3).await.assert_status(200);
+    app.add(&bob, "FEW", 3).await.assert_status(200);
+    app.add(&bob, "MANY", 1).await.assert_status(200);
+
+    let batch = vec![
+        checkout_request(&app, &phone, "p").await,
+        checkout_request(&app, &laptop, "l").await,
+        checkout_request(&app, &ann, "a").await,
+        checkout_request(&app, &bob, "b").await,
+        checkout_request(&app, &phone, "p").await,
+    ];
+    let answers = stockcart::checkout::place_batch(&app.db, &test_settings(&[]), &batch).await.unwrap();
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [201, 422, 201, 409, 201]);
+    assert_eq!(answers[1].body["code"], "empty_cart");
+    assert_eq!(answers[3].body["shortages"], json!([{ "sku": "FEW", "requested": 3, "available": 2 }]));
+    assert!(answers[4].replayed && !answers[0].replayed);
+    assert_eq!(answers[4].body, answers[0].body);
+    // Bob's refused order reserved nothing, not even its MANY line, and kept his cart.
+    assert_eq!(app.level("MANY").await["reserved"], 2);
+    assert_eq!(app.cart(&bob).await.body["lines"].as_array().unwrap().len(), 2);
+    // Each key's answer is stored: a later replay over HTTP gives the same.
+    let replay = app.checkout(&bob, "b").await;
+    replay.assert_problem(409, "insufficient_stock");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    app.assert_invariants().await;
+}

@@ -1,0 +1,198 @@
+//! Checkout, coalesced: concurrent checkouts on a replica are gathered into batches, and each
+//! batch is ONE transaction with ONE commit: keys claimed, carts read, every order's lines
+//! reserved all-or-nothing (savepoint-free: `stock::apply_groups` decides per order in
+//! memory, under the row locks), orders written, carts emptied, answers stored.
+//!
+//! Why: on a hot SKU every checkout must take the same row lock, so throughput is bounded by
+//! how long each transaction holds it. Sharing one transaction, a few round trips and one WAL
+//! flush among all the orders waiting for that row lifts that bound; with no contention a
+//! batch is simply one checkout. A failed batch is retried one checkout at a time, so one bad
+//! request cannot fail the others.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use uuid::Uuid;
+
+use crate::{
+    config::Settings,
+    error::ApiError,
+    store::{
+        idempotency::{self, Claim},
+        orders::{self, PlaceRequest, Placement},
+    },
+};
+
+/// A checkout as the handler hands it over.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub session_id: Uuid,
+    pub customer_id: Option<String>,
+    pub cart_id: Uuid,
+    pub key: String,
+}
+
+/// The answer of a checkout: what the first request with its key got, or gets now.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+fn render(placement: &Placement) -> (u16, Value) {
+    match placement {
+        Placement::Placed(order) => (StatusCode::CREATED.as_u16(), order.to_json()),
+        Placement::EmptyCart => {
+            let err = ApiError::unprocessable("empty_cart", "the cart is empty");
+            (err.status.as_u16(), err.body())
+        }
+        Placement::Short(shortages) => {
+            let list: Vec<Value> = shortages
+                .iter()
+                .map(|s| json!({ "sku": s.sku, "requested": s.requested, "available": s.available }))
+                .collect();
+            let err = ApiError::conflict("insufficient_stock", "not enough stock for every line; nothing was reserved")
+                .with("shortages", list);
+            (err.status.as_u16(), err.body())
+        }
+    }
+}
+
+/// Places a batch of checkouts in one transaction; answers in request order.
+pub async fn place_batch(
+    pool: &PgPool,
+    settings: &Settings,
+    requests: &[CheckoutRequest],
+) -> Result<Vec<Answer>, sqlx::Error> {
+    // The same (session, key) twice in one batch: the first does the work, the rest replay it.
+    let mut distinct: Vec<(Uuid, String)> = Vec::new();
+    let slot: Vec<usize> = requests
+        .iter()
+        .map(|r| {
+            let id = (r.session_id, r.key.clone());
+            distinct.iter().position(|d| *d == id).unwrap_or_else(|| {
+                distinct.push(id);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+
+    let mut tx = pool.begin().await?;
+    let claims = idempotency::claim_many(&mut tx, &distinct).await?;
+    let new: Vec<usize> = (0..distinct.len()).filter(|&i| matches!(claims[i], Claim::New)).collect();
+    let place: Vec<PlaceRequest> = new
+        .iter()
+        .map(|&i| {
+            let r = &requests[slot.iter().position(|&s| s == i).expect("every slot has a request")];
+            PlaceRequest { session_id: r.session_id, customer_id: r.customer_id.clone(), cart_id: r.cart_id }
+        })
+        .collect();
+    let placements = if place.is_empty() {
+        Vec::new()
+    } else {
+        orders::place_many(&mut tx, &place, settings.currency.as_str(), settings.payment_timeout).await?
+    };
+    let mut fresh: Vec<Option<(u16, Value)>> = vec![None; distinct.len()];
+    let mut records = Vec::with_capacity(new.len());
+    for (&i, placement) in new.iter().zip(&placements) {
+        let (status, body) = render(placement);
+        records.push((distinct[i].0, distinct[i].1.clone(), status, body.clone()));
+        fresh[i] = Some((status, body));
+    }
+    if !records.is_empty() {
+        idempotency::record_many(&mut tx, &records).await?;
+    }
+    tx.commit().await?;
+
+    let mut answered = vec![false; distinct.len()];
+    Ok(slot
+        .iter()
+        .map(|&i| {
+            let first = !std::mem::replace(&mut answered[i], true);
+            match (&fresh[i], &claims[i]) {
+                (Some((status, body)), _) => Answer { status: *status, body: body.clone(), replayed: !first },
+                (None, Claim::Replay { status, body }) => {
+                    Answer { status: *status, body: body.clone(), replayed: true }
+                }
+                _ => {
+                    let err = ApiError::conflict(
+                        "idempotency_in_progress",
+                        "a checkout with this Idempotency-Key is still running; retry",
+                    );
+                    Answer { status: err.status.as_u16(), body: err.body(), replayed: false }
+                }
+            }
+        })
+        .collect())
+}
+
+struct Job {
+    request: CheckoutRequest,
+    reply: oneshot::Sender<Result<Answer, ApiError>>,
+}
+
+/// The replica's checkout queue and the workers that drain it in batches.
+pub struct Checkouts {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Checkouts {
+    /// `workers` transactions may run at once (spread SKUs proceed in parallel); each takes
+    /// whatever is queued when it starts, up to `max_batch`, without waiting for more.
+    pub fn start(pool: PgPool, settings: Arc<Settings>, workers: usize, max_batch: usize) -> Checkouts {
+        let (queue, receiver) = mpsc::channel(16 * 1024);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..workers.max(1) {
+            tokio::spawn(drain(receiver.clone(), pool.clone(), settings.clone(), max_batch.max(1)));
+        }
+        Checkouts { queue }
+    }
+
+    /// Places one checkout. It completes even if the caller stops waiting, so its answer is
+    /// stored for the client's retry.
+    pub async fn place(&self, request: CheckoutRequest) -> Result<Answer, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job { request, reply }).await.map_err(|_| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "this replica is stopping; retry")
+        })?;
+        answer.await.map_err(|_| ApiError::internal())?
+    }
+}
+
+async fn drain(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, pool: PgPool, settings: Arc<Settings>, max_batch: usize) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < max_batch {
+                match receiver.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let requests: Vec<CheckoutRequest> = jobs.iter().map(|j| j.request.clone()).collect();
+        match place_batch(&pool, &settings, &requests).await {
+            Ok(answers) => {
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch = jobs.len(), "checkout batch failed; retrying one by one");
+                for job in jobs {
+                    let single = place_batch(&pool, &settings, std::slice::from_ref(&job.request)).await;
+                    let _ = job.reply.send(single.map(|mut a| a.remove(0)).map_err(ApiError::from));
+                }
+            }
+        }
+    }
+}

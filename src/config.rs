@@ -25,6 +25,12 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_CART_CACHE_IDLE", "10m", "a cached cart not read for this long is dropped"),
     ("STOCKCART_EXPIRY_INTERVAL", "1s", "how often each replica looks for unpaid orders past their deadline"),
     ("STOCKCART_PURGE_INTERVAL", "5m", "how often each replica purges expired sessions and old idempotency keys"),
+    (
+        "STOCKCART_CHECKOUT_WORKERS",
+        "1",
+        "checkout transactions a replica runs at once; queued checkouts share them in batches",
+    ),
+    ("STOCKCART_CHECKOUT_BATCH", "64", "most checkouts coalesced into one transaction"),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
@@ -51,6 +57,8 @@ pub struct Settings {
     pub cart_cache_idle: Duration,
     pub expiry_interval: Duration,
     pub purge_interval: Duration,
+    pub checkout_workers: usize,
+    pub checkout_batch: usize,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
@@ -116,8 +124,16 @@ impl Settings {
             return Err("STOCKCART_EXPIRY_INTERVAL and STOCKCART_PURGE_INTERVAL must be longer than zero".into());
         }
 
+        let checkout_workers = number("STOCKCART_CHECKOUT_WORKERS", "1")?;
+        let checkout_batch = number("STOCKCART_CHECKOUT_BATCH", "64")?;
+        if !(1..=64).contains(&checkout_workers) || !(1..=1000).contains(&checkout_batch) {
+            return Err("STOCKCART_CHECKOUT_WORKERS must be 1 to 64 and STOCKCART_CHECKOUT_BATCH 1 to 1000".into());
+        }
+
         Ok(Settings {
             bind,
+            checkout_workers: checkout_workers as usize,
+            checkout_batch: checkout_batch as usize,
             database_url: var("DATABASE_URL"),
             data_dir: PathBuf::from(parse_or("STOCKCART_DATA_DIR", "./.stockcart")),
             pool_size: pool_size as u32,

@@ -44,10 +44,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::default());
         let settings = Arc::new(settings);
-        // Half the pool checks out; the rest stays for reads and cart writes.
-        let checkout_workers = (settings.pool_size as usize / 2).max(1);
         let state = web::Data::new(AppState {
-            checkouts: Checkouts::start(pool.clone(), settings.clone(), checkout_workers, 64),
+            checkouts: Checkouts::start(
+                pool.clone(),
+                settings.clone(),
+                settings.checkout_workers,
+                settings.checkout_batch,
+            ),
             pool: pool.clone(),
             carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
             settings: settings.clone(),

@@ -125,9 +125,18 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
     let options = Arc::new(options);
 
     // Setup that is not measured (sessions, warm carts), then the measured phase.
+    let carts: Shared<Vec<String>> = match &options.carts_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            Arc::new(Mutex::new(
+                text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned()).rev().collect(),
+            ))
+        }
+        None => Arc::new(Mutex::new(Vec::new())),
+    };
     let mut users = Vec::new();
     for id in 0..options.users {
-        users.push(shopper::Shopper::prepare(id, target.clone(), options.clone()).await?);
+        users.push(shopper::Shopper::prepare(id, target.clone(), options.clone(), carts.clone()).await?);
     }
     let started = Instant::now();
     let deadline = started + options.duration;

@@ -21,6 +21,8 @@ USAGE: stockcart loadgen [OPTIONS]
   --zipf S               Zipf exponent of SKU popularity [default: 1.1]
   --hot                  launch-day rush: every pick is the same SKU
   --lines N              lines per checkout (checkout scenario) [default: 3]
+  --carts FILE           checkout scenario: session tokens of carts filled beforehand, one per
+                         line; each user checks them out one by one, so only checkout is measured
   --mix K=W,...          weights of browse, cart, add, update, remove, checkout, cancel (mixed)
                          [default: browse=25,cart=20,add=25,update=8,remove=5,checkout=12,cancel=5]
   --seed N               random seed [default: 1]
@@ -51,6 +53,7 @@ pub struct Options {
     pub zipf: f64,
     pub hot: bool,
     pub lines: usize,
+    pub carts_file: Option<String>,
     pub mix: Vec<(String, u32)>,
     pub seed: u64,
     pub seed_catalog: bool,
@@ -73,6 +76,7 @@ impl Default for Options {
             zipf: 1.1,
             hot: false,
             lines: 3,
+            carts_file: None,
             mix: parse_mix("browse=25,cart=20,add=25,update=8,remove=5,checkout=12,cancel=5").expect("a valid default"),
             seed: 1,
             seed_catalog: true,
@@ -127,6 +131,7 @@ impl Options {
                 "--zipf" => o.zipf = value()?.parse().map_err(|_| "--zipf: not a number".to_string())?,
                 "--hot" => o.hot = true,
                 "--lines" => o.lines = number(value()?)?.clamp(1, 100) as usize,
+                "--carts" => o.carts_file = Some(value()?),
                 "--mix" => o.mix = parse_mix(&value()?)?,
                 "--seed" => o.seed = number(value()?)?,
                 "--no-seed-catalog" => o.seed_catalog = false,

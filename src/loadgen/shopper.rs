@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{
     options::{Options, Scenario},
     report::Recorder,
-    sku_name, Reply, Rng, Target, Zipf,
+    sku_name, Reply, Rng, Shared, Target, Zipf,
 };
 
 pub struct Shopper {
@@ -28,6 +28,8 @@ pub struct Shopper {
     orders: Vec<String>,
     checkouts: u64,
     id: usize,
+    /// Carts filled beforehand (`--carts`), shared by all users.
+    ready_carts: Shared<Vec<String>>,
 }
 
 async fn timed(
@@ -44,7 +46,12 @@ async fn timed(
 }
 
 impl Shopper {
-    pub async fn prepare(id: usize, target: Target, options: Arc<Options>) -> Result<Shopper, String> {
+    pub async fn prepare(
+        id: usize,
+        target: Target,
+        options: Arc<Options>,
+        ready_carts: Shared<Vec<String>>,
+    ) -> Result<Shopper, String> {
         let zipf = Zipf::new(options.skus, options.zipf);
         let mut shopper = Shopper {
             rng: Rng::new(options.seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
@@ -56,6 +63,7 @@ impl Shopper {
             orders: Vec::new(),
             checkouts: 0,
             id,
+            ready_carts,
         };
         shopper.token = shopper.new_session().await?;
         if shopper.options.scenario == Scenario::GetCart {
@@ -112,6 +120,12 @@ impl Shopper {
                     .await;
                 }
                 Scenario::AddToCart => self.add_within_limits(recorder).await,
+                Scenario::Checkout if self.options.carts_file.is_some() => {
+                    let next = self.ready_carts.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(token) = next else { break };
+                    self.token = token;
+                    self.check_out(recorder).await;
+                }
                 Scenario::Checkout => self.fill_and_check_out(recorder).await,
                 Scenario::Mixed => self.mixed_step(recorder).await,
             }

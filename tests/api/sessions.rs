@@ -141,3 +141,27 @@ async fn a_merge_keeps_at_most_one_hundred_lines() {
     assert_eq!(lines.iter().find(|l| l["sku"] == "S055").unwrap()["quantity"], 2);
     assert!(lines.iter().any(|l| l["sku"] == "S000"));
 }
+
+/// Every replica runs the purge; expired sessions and their guest carts go, customer carts stay.
+#[tokio::test]
+async fn expired_sessions_and_their_guest_carts_are_purged() {
+    let url = fresh_database().await;
+    let settings = [("STOCKCART_SESSION_TTL", "1s"), ("STOCKCART_PURGE_INTERVAL", "100ms")];
+    let apps = [spawn_on(&url, &settings).await, spawn_on(&url, &settings).await];
+    apps[0].stocked("TEE", 100, 10).await;
+    let guest = apps[0].session().await;
+    apps[0].add(&guest, "TEE", 1).await.assert_status(200);
+    let member = apps[1].session().await;
+    apps[1].add(&member, "TEE", 2).await.assert_status(200);
+    apps[1]
+        .admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": member, "customer_id": "keeps-cart" })))
+        .await
+        .assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&apps[0].db).await.unwrap();
+    let carts: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT customer_id FROM carts").fetch_all(&apps[0].db).await.unwrap();
+    assert_eq!(sessions, 0);
+    assert_eq!(carts, [Some("keeps-cart".to_owned())]);
+    apps[0].cart(&guest).await.assert_problem(401, "unauthorized");
+}

@@ -161,8 +161,9 @@ impl From<sqlx::Error> for ApiError {
                 ApiError::unavailable("the database is unavailable; try again")
             }
             sqlx::Error::Database(db) => {
-                // Serialization failures and deadlocks are transient: the client may retry.
-                if matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03")) {
+                // Serialization failures, deadlocks, lock timeouts and a restarting server are
+                // transient: the client may retry.
+                if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03" | "57P01" | "57P03")) {
                     tracing::warn!(error = %err, "transient database error");
                     return ApiError::unavailable("the database asked to retry; try again");
                 }

@@ -32,7 +32,8 @@ def sh(cmd):
 
 
 rows = [
-    ("warm get cart (req/s)", "get_cart_rps", "http_pg_rps", 1.0),
+    ("warm get cart, through haproxy (req/s)", "get_cart_rps", "http_pg_rps", 1.0),
+    ("warm get cart, one replica direct (req/s)", "get_cart_direct_rps", "http_pg_rps", 1.0),
     ("add to cart (req/s)", "add_to_cart_rps", "pg_spread_guarded_c32_tps", 0.5),
     ("checkout, 3 spread SKUs (orders/s)", "checkout_spread_per_s", "pg_checkout_c32_tps", 0.7),
     ("checkout, one hot SKU (orders/s)", "checkout_hot_per_s", "pg_hot_guarded_c32_tps", 1.0),
@@ -62,7 +63,8 @@ out.append("")
 out.append("| other figure | median |")
 out.append("| --- | --- |")
 for name, label in [
-    ("get_cart_p99_ms", "warm get cart p99 (ms)"),
+    ("get_cart_p99_ms", "warm get cart p99 through haproxy (ms)"),
+    ("get_cart_direct_p99_ms", "warm get cart p99, one replica direct (ms)"),
     ("add_to_cart_p99_ms", "add to cart p99 at full load (ms)"),
     ("checkout_spread_p99_ms", "checkout spread p99 (ms)"),
     ("checkout_hot_p99_ms", "checkout hot p99 (ms)"),
@@ -87,4 +89,16 @@ out.append(f"- mixed: `stockcart loadgen --users 32 --skus 10000 --duration {dur
 out.append("- seeding: 10,000 products through the admin API, 10,000 historical orders with 30,000 lines and `ANALYZE` (scripts/bench.d/seed.sql)")
 out.append("")
 out.append("Raw figures of every round: `BENCHMARKS.tsv`.")
+out.append("")
+out.append("## Reading the figures\n")
+out.append("- The ceilings are single SQL statements (or one 9-statement transaction) from pgbench, or `SELECT 1` behind one actix server. "
+           "stockcart's operations do what the contract asks on top: authenticate the session, version the cart, check stock, answer the whole cart, "
+           "write the ledger, the outbox and the idempotency answer. Every one of these is a PostgreSQL round trip or a row written, on the same 2 cores.")
+out.append("- Warm get cart is one indexed read (session, cart version, catalog revision) plus the cached body: directly against one replica it is at the "
+           "ceiling's level; through haproxy the extra hop costs the difference, on this 2-core machine where the balancer competes for the same CPU.")
+out.append("- Add to cart is 7 round trips (session read, BEGIN, lock and bump the cart, stock and line context, upsert, read the cart back, COMMIT) against the "
+           "ceiling's one: PostgreSQL's CPU is the limit (measured: about 0.5 ms of PostgreSQL CPU per add).")
+out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the hot SKU's row lock and the commit are "
+           "shared by a whole batch. Each order still writes about ten rows (idempotency key, order, lines, ledger movements, two outbox events, cart), "
+           "which the ceilings do not.")
 print("\n".join(out))

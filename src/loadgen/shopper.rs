@@ -110,15 +110,7 @@ impl Shopper {
                 break;
             }
             match self.options.scenario {
-                Scenario::GetCart => {
-                    timed(
-                        recorder,
-                        "get_cart",
-                        &[],
-                        self.target.send(Method::GET, "/v1/cart", Some(&self.token), None, None),
-                    )
-                    .await;
-                }
+                Scenario::GetCart => self.get_cart(recorder).await,
                 Scenario::AddToCart => self.add_within_limits(recorder).await,
                 Scenario::Checkout if self.options.carts_file.is_some() => {
                     let next = self.ready_carts.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -147,17 +139,23 @@ impl Shopper {
                 Err(_) => return,
             }
         }
-        let body = json!({ "sku": sku_name(sku), "quantity": 1 });
-        let r = timed(
-            recorder,
-            "add",
-            &[409],
-            self.target.send(Method::POST, "/v1/cart/items", Some(&self.token), Some(&body), None),
-        )
-        .await;
-        if r.status == 200 {
-            self.remember(sku, 1);
+        self.add(recorder, sku, 1).await;
+    }
+
+    async fn get_cart(&self, recorder: &Recorder) {
+        timed(recorder, "get_cart", &[], self.target.send(Method::GET, "/v1/cart", Some(&self.token), None, None))
+            .await;
+    }
+
+    /// `POST /v1/cart/items`, measured as "add"; a 409 (sold out) is an expected answer.
+    async fn add(&mut self, recorder: &Recorder, sku: usize, quantity: i64) -> u16 {
+        let body = json!({ "sku": sku_name(sku), "quantity": quantity });
+        let request = self.target.send(Method::POST, "/v1/cart/items", Some(&self.token), Some(&body), None);
+        let reply = timed(recorder, "add", &[409], request).await;
+        if reply.status == 200 {
+            self.remember(sku, quantity);
         }
+        reply.status
     }
 
     fn remember(&mut self, sku: usize, quantity: i64) {
@@ -179,16 +177,8 @@ impl Shopper {
                 chosen.push(sku);
             }
         }
-        for sku in &chosen {
-            let body = json!({ "sku": sku_name(*sku), "quantity": 1 });
-            let r = timed(
-                recorder,
-                "add",
-                &[409],
-                self.target.send(Method::POST, "/v1/cart/items", Some(&self.token), Some(&body), None),
-            )
-            .await;
-            if r.status != 200 {
+        for sku in chosen {
+            if self.add(recorder, sku, 1).await != 200 {
                 return; // Sold out already: nothing to check out.
             }
         }
@@ -253,15 +243,7 @@ impl Shopper {
                     .await;
                 }
             }
-            "cart" => {
-                timed(
-                    recorder,
-                    "get_cart",
-                    &[],
-                    self.target.send(Method::GET, "/v1/cart", Some(&self.token), None, None),
-                )
-                .await;
-            }
+            "cart" => self.get_cart(recorder).await,
             "update" if !self.lines.is_empty() => {
                 let i = self.rng.below(self.lines.len());
                 let (sku, _) = self.lines[i];
@@ -321,17 +303,7 @@ impl Shopper {
                 if self.lines.iter().any(|(s, q)| *s == sku && q + quantity > 999) {
                     return;
                 }
-                let body = json!({ "sku": sku_name(sku), "quantity": quantity });
-                let r = timed(
-                    recorder,
-                    "add",
-                    &[409],
-                    self.target.send(Method::POST, "/v1/cart/items", Some(&self.token), Some(&body), None),
-                )
-                .await;
-                if r.status == 200 {
-                    self.remember(sku, quantity);
-                }
+                self.add(recorder, sku, quantity).await;
             }
         }
     }

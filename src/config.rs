@@ -83,9 +83,9 @@ impl Settings {
         };
 
         let bind_raw = parse_or("STOCKCART_BIND", "127.0.0.1:8080");
-        let bind = bind_raw
-            .parse()
-            .map_err(|_| format!("STOCKCART_BIND={bind_raw:?}: expected an address like 127.0.0.1:8080"))?;
+        let bind = parse_bind(&bind_raw).ok_or_else(|| {
+            format!("STOCKCART_BIND={bind_raw:?}: expected an address like 127.0.0.1:8080 or localhost:8080")
+        })?;
         let currency_raw = parse_or("STOCKCART_CURRENCY", "EUR");
         let currency = Currency::parse(&currency_raw)
             .map_err(|_| format!("STOCKCART_CURRENCY={currency_raw:?}: expected three capital letters, like EUR"))?;
@@ -95,8 +95,13 @@ impl Settings {
         }
         let admin_token = var("STOCKCART_ADMIN_TOKEN");
         if let Some(token) = &admin_token {
-            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err("STOCKCART_ADMIN_TOKEN: expected at least 16 characters and no whitespace".into());
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err("STOCKCART_ADMIN_TOKEN: expected no whitespace or control characters".into());
+            }
+            if token.len() < 16 {
+                eprintln!(
+                    "stockcart: warning: STOCKCART_ADMIN_TOKEN is shorter than 16 characters; use a long random token"
+                );
             }
         }
         let workers = match var("STOCKCART_WORKERS") {
@@ -152,11 +157,18 @@ impl Settings {
     }
 }
 
-/// Parses durations written like `500ms`, `5s`, `15m`, `12h`, `30d`.
+/// An address to listen on: `127.0.0.1:8080`, `[::1]:8080` or a resolvable `localhost:8080`.
+fn parse_bind(raw: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    raw.parse().ok().or_else(|| raw.to_socket_addrs().ok()?.next())
+}
+
+/// Parses durations written like `500ms`, `5s`, `15m`, `12h`, `30d` (a bare number is seconds).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
+    let unit = if unit.is_empty() && !digits.is_empty() { "s" } else { unit };
     let n: u64 = digits.parse().map_err(|_| "expected a duration like 5s, 15m or 30d".to_string())?;
     let seconds =
         |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(|| "duration too large".to_string());
@@ -195,7 +207,8 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(2_592_000));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5").is_err());
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("").is_err());
         assert!(parse_duration("five seconds").is_err());
         assert!(parse_duration("-5s").is_err());
     }
@@ -208,7 +221,7 @@ mod tests {
             ("STOCKCART_SESSION_TTL", "soon"),
             ("STOCKCART_PAYMENT_TIMEOUT", "0s"),
             ("STOCKCART_POOL_SIZE", "0"),
-            ("STOCKCART_ADMIN_TOKEN", "short"),
+            ("STOCKCART_ADMIN_TOKEN", "has space"),
             ("STOCKCART_LOG_FORMAT", "xml"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();

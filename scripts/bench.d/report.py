@@ -47,7 +47,8 @@ out.append("## Machine and versions\n")
 mem = sh("free -g | awk '/Mem/ {print $2}'")
 out.append(f"- {sh('nproc')} cores, {mem} GiB; {sh('uname -sr')}")
 out.append(f"- {sh('/usr/lib/postgresql/15/bin/postgres --version')}; {sh('rustc --version')}; {sh('wrk -v 2>&1 | head -1')}")
-out.append(f"- stockcart {sh('git rev-parse --short HEAD')}, release build; 2 replicas behind haproxy (round-robin, no stickiness), one PostgreSQL, all on this machine")
+commit = values["commit"][0] if values.get("commit") else sh("git rev-parse --short HEAD")
+out.append(f"- stockcart {commit}, release build; 2 replicas behind haproxy (round-robin, no stickiness), one PostgreSQL, all on this machine")
 out.append("")
 out.append("## Results\n")
 out.append("| figure | stockcart (median, range) | ceiling | ceiling value | ratio | target | met |")
@@ -101,4 +102,8 @@ out.append("- Add to cart is 7 round trips (session read, BEGIN, lock and bump t
 out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the hot SKU's row lock and the commit are "
            "shared by a whole batch. Each order still writes about ten rows (idempotency key, order, lines, ledger movements, two outbox events, cart), "
            "which the ceilings do not.")
+out.append("- A system-wide profile of the add-to-cart run (`perf record -a -g`, 6 s at full load, 2,128 adds/s): PostgreSQL 56% of the machine, "
+           "the two replicas 31%, haproxy 6%, wrk 3%, idle under 1%. Most of PostgreSQL's share is kernel time spent per round trip "
+           "(context switches and wakeups: `finish_task_switch`, spin-lock releases, virtio notifications), not query execution: "
+           "fewer round trips per operation is the lever, not faster SQL.")
 print("\n".join(out))

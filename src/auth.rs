@@ -2,7 +2,10 @@
 //! A missing or unknown token is 401 with `WWW-Authenticate: Bearer`; a session token on an
 //! admin endpoint is 403.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    future::{ready, Future, Ready},
+    pin::Pin,
+};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
@@ -28,6 +31,23 @@ pub struct Shopper {
 
 pub struct Admin;
 
+/// A session token, not yet looked up: for endpoints that authenticate inside their own
+/// database work (checkout authenticates a whole batch of requests with one read).
+pub struct SessionBearer(pub TokenHash);
+
+impl FromRequest for SessionBearer {
+    type Error = ApiError;
+    type Future = Ready<Result<SessionBearer, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            bearer(req)
+                .map(|t| SessionBearer(TokenHash::of(t)))
+                .ok_or_else(|| ApiError::unauthorized("a session token is required")),
+        )
+    }
+}
+
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -36,12 +56,6 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 fn state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone()
-}
-
-/// Sessions slide in steps: a read extends the deadline only when it has moved by at least
-/// this much, so a hot session costs one write a minute, not one per request.
-fn slide_step(ttl: Duration) -> chrono::Duration {
-    chrono::Duration::from_std((ttl / 100).min(Duration::from_secs(60))).unwrap_or(chrono::Duration::seconds(60))
 }
 
 impl FromRequest for Shopper {
@@ -58,8 +72,7 @@ impl FromRequest for Shopper {
                 .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
             let ttl = state.settings.session_ttl;
             let mut expires_at = row.expires_at;
-            let full = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
-            if full - expires_at >= slide_step(ttl) {
+            if sessions::needs_slide(expires_at, ttl) {
                 if let Some(slid) = sessions::touch(&state.pool, row.id, ttl).await? {
                     expires_at = slid;
                 }

@@ -1,5 +1,5 @@
 //! Checkout, coalesced: concurrent checkouts on a replica are gathered into batches, and each
-//! batch is ONE transaction with ONE commit: keys claimed, carts read, every order's lines
+//! batch is ONE transaction with ONE commit: sessions authenticated, keys claimed, carts read, every order's lines
 //! reserved all-or-nothing (savepoint-free: `stock::apply_groups` decides per order in
 //! memory, under the row locks), orders written, carts emptied, answers stored.
 //!
@@ -19,19 +19,20 @@ use uuid::Uuid;
 
 use crate::{
     config::Settings,
+    domain::TokenHash,
     error::ApiError,
     store::{
         idempotency::{self, Claim},
         orders::{self, PlaceRequest, Placement},
+        sessions,
     },
 };
 
-/// A checkout as the handler hands it over.
+/// A checkout as the handler hands it over: the session token (looked up with the rest of
+/// the batch, saving each checkout its own session read) and the idempotency key.
 #[derive(Debug, Clone)]
 pub struct CheckoutRequest {
-    pub session_id: Uuid,
-    pub customer_id: Option<String>,
-    pub cart_id: Uuid,
+    pub token: TokenHash,
     pub key: String,
 }
 
@@ -41,6 +42,8 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub replayed: bool,
+    /// The session's cart, whose cached copy the checkout made stale.
+    pub cart_id: Option<Uuid>,
 }
 
 fn render(placement: &Placement) -> (u16, Value) {
@@ -68,27 +71,35 @@ pub async fn place_batch(
     settings: &Settings,
     requests: &[CheckoutRequest],
 ) -> Result<Vec<Answer>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let hashes: Vec<Vec<u8>> = requests.iter().map(|r| r.token.0.clone()).collect();
+    let found = sessions::authenticate_many(&mut tx, &hashes).await?;
+    let session_of = |r: &CheckoutRequest| found.iter().find(|s| s.token_hash == r.token.0);
+
     // The same (session, key) twice in one batch: the first does the work, the rest replay it.
     let mut distinct: Vec<(Uuid, String)> = Vec::new();
-    let slot: Vec<usize> = requests
+    let mut owner: Vec<&sessions::SessionOfToken> = Vec::new();
+    let slot: Vec<Option<usize>> = requests
         .iter()
         .map(|r| {
-            let id = (r.session_id, r.key.clone());
-            distinct.iter().position(|d| *d == id).unwrap_or_else(|| {
+            let session = session_of(r)?;
+            let id = (session.id, r.key.clone());
+            Some(distinct.iter().position(|d| *d == id).unwrap_or_else(|| {
                 distinct.push(id);
+                owner.push(session);
                 distinct.len() - 1
-            })
+            }))
         })
         .collect();
 
-    let mut tx = pool.begin().await?;
-    let claims = idempotency::claim_many(&mut tx, &distinct).await?;
+    let claims = if distinct.is_empty() { Vec::new() } else { idempotency::claim_many(&mut tx, &distinct).await? };
     let new: Vec<usize> = (0..distinct.len()).filter(|&i| matches!(claims[i], Claim::New)).collect();
     let place: Vec<PlaceRequest> = new
         .iter()
-        .map(|&i| {
-            let r = &requests[slot.iter().position(|&s| s == i).expect("every slot has a request")];
-            PlaceRequest { session_id: r.session_id, customer_id: r.customer_id.clone(), cart_id: r.cart_id }
+        .map(|&i| PlaceRequest {
+            session_id: owner[i].id,
+            customer_id: owner[i].customer_id.clone(),
+            cart_id: owner[i].cart_id,
         })
         .collect();
     let placements = if place.is_empty() {
@@ -106,24 +117,35 @@ pub async fn place_batch(
     if !records.is_empty() {
         idempotency::record_many(&mut tx, &records).await?;
     }
+    // Checking out is activity: slide the sessions that are due for it.
+    let sliding: Vec<Uuid> =
+        found.iter().filter(|s| sessions::needs_slide(s.expires_at, settings.session_ttl)).map(|s| s.id).collect();
+    if !sliding.is_empty() {
+        sessions::touch_many(&mut tx, &sliding, settings.session_ttl).await?;
+    }
     tx.commit().await?;
 
     let mut answered = vec![false; distinct.len()];
     Ok(slot
         .iter()
-        .map(|&i| {
+        .map(|slot| {
+            let Some(i) = *slot else {
+                let err = ApiError::unauthorized("unknown, expired or revoked session token");
+                return Answer { status: err.status.as_u16(), body: err.body(), replayed: false, cart_id: None };
+            };
             let first = !std::mem::replace(&mut answered[i], true);
+            let cart_id = Some(owner[i].cart_id);
             match (&fresh[i], &claims[i]) {
-                (Some((status, body)), _) => Answer { status: *status, body: body.clone(), replayed: !first },
+                (Some((status, body)), _) => Answer { status: *status, body: body.clone(), replayed: !first, cart_id },
                 (None, Claim::Replay { status, body }) => {
-                    Answer { status: *status, body: body.clone(), replayed: true }
+                    Answer { status: *status, body: body.clone(), replayed: true, cart_id }
                 }
                 _ => {
                     let err = ApiError::conflict(
                         "idempotency_in_progress",
                         "a checkout with this Idempotency-Key is still running; retry",
                     );
-                    Answer { status: err.status.as_u16(), body: err.body(), replayed: false }
+                    Answer { status: err.status.as_u16(), body: err.body(), replayed: false, cart_id }
                 }
             }
         })

@@ -50,6 +50,51 @@ pub async fn authenticate(pool: &PgPool, hash: &TokenHash) -> Result<Option<Sess
     .await
 }
 
+/// A session of a batch of requests, found by its token hash.
+#[derive(Debug, Clone)]
+pub struct SessionOfToken {
+    pub token_hash: Vec<u8>,
+    pub id: Uuid,
+    pub cart_id: Uuid,
+    pub customer_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The live sessions among `hashes`, in one read (the coalesced checkouts of a replica).
+pub async fn authenticate_many(
+    conn: &mut PgConnection,
+    hashes: &[Vec<u8>],
+) -> Result<Vec<SessionOfToken>, sqlx::Error> {
+    sqlx::query_as!(
+        SessionOfToken,
+        "SELECT token_hash, id, cart_id, customer_id, expires_at FROM sessions WHERE token_hash = ANY($1) AND expires_at > now()",
+        hashes
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Sessions slide in steps: activity extends the deadline only when it has moved by at least
+/// min(TTL / 100, 60 s), so a busy session costs one write a minute, not one per request.
+pub fn needs_slide(expires_at: DateTime<Utc>, ttl: Duration) -> bool {
+    let full = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
+    let step =
+        chrono::Duration::from_std((ttl / 100).min(Duration::from_secs(60))).unwrap_or(chrono::Duration::seconds(60));
+    full - expires_at >= step
+}
+
+/// Slides several sessions' expiry to `now + ttl` in the caller's transaction.
+pub async fn touch_many(conn: &mut PgConnection, ids: &[Uuid], ttl: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = ANY($1) AND expires_at > now()",
+        ids,
+        ttl.as_secs_f64()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Slides the expiry to `now + ttl`; returns the new deadline.
 pub async fn touch(pool: &PgPool, id: Uuid, ttl: Duration) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar!(

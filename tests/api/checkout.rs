@@ -279,15 +279,8 @@ async fn the_invariant_checker_catches_a_corrupted_database() {
     assert!(sqlx::query("DELETE FROM stock_movements").execute(&app.db).await.is_err());
 }
 
-async fn checkout_request(app: &TestApp, token: &str, key: &str) -> stockcart::checkout::CheckoutRequest {
-    let (session_id, cart_id, customer_id): (uuid::Uuid, uuid::Uuid, Option<String>) = sqlx::query_as(
-        "SELECT id, cart_id, customer_id FROM sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
-    )
-    .bind(token)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    stockcart::checkout::CheckoutRequest { session_id, customer_id, cart_id, key: key.into() }
+fn checkout_request(token: &str, key: &str) -> stockcart::checkout::CheckoutRequest {
+    stockcart::checkout::CheckoutRequest { token: stockcart::domain::TokenHash::of(token), key: key.into() }
 }
 
 /// What a coalesced batch must decide exactly as if its checkouts had run one after another.
@@ -311,15 +304,17 @@ async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
     app.add(&bob, "MANY", 1).await.assert_status(200);
 
     let batch = vec![
-        checkout_request(&app, &phone, "p").await,
-        checkout_request(&app, &laptop, "l").await,
-        checkout_request(&app, &ann, "a").await,
-        checkout_request(&app, &bob, "b").await,
-        checkout_request(&app, &phone, "p").await,
+        checkout_request(&phone, "p"),
+        checkout_request(&laptop, "l"),
+        checkout_request(&ann, "a"),
+        checkout_request(&bob, "b"),
+        checkout_request(&phone, "p"),
+        checkout_request("sc_not-a-session", "x"),
     ];
     let answers = stockcart::checkout::place_batch(&app.db, &test_settings(&[]), &batch).await.unwrap();
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
-    assert_eq!(statuses, [201, 422, 201, 409, 201]);
+    assert_eq!(statuses, [201, 422, 201, 409, 201, 401]);
+    assert_eq!(answers[5].body["code"], "unauthorized");
     assert_eq!(answers[1].body["code"], "empty_cart");
     assert_eq!(answers[3].body["shortages"], json!([{ "sku": "FEW", "requested": 3, "available": 2 }]));
     assert!(answers[4].replayed && !answers[0].replayed);

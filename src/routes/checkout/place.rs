@@ -5,7 +5,7 @@ use actix_web::{
 use serde_json::Value;
 
 use crate::{
-    auth::Shopper,
+    auth::SessionBearer,
     checkout::{Answer, CheckoutRequest},
     error::{ApiError, ApiResult, PROBLEM_JSON},
     startup::State,
@@ -15,16 +15,13 @@ use crate::{
 /// where one transaction claims the idempotency key, freezes the cart into an order, empties
 /// the cart, reserves every line (all or none) and stores the answer. A repeat of the key
 /// replays that answer, on any replica.
-pub async fn handle(shopper: Shopper, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
+/// The session is authenticated inside that transaction, with the rest of its batch.
+pub async fn handle(SessionBearer(token): SessionBearer, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
     let key = idempotency_key(&req)?;
-    let request = CheckoutRequest {
-        session_id: shopper.session_id,
-        customer_id: shopper.customer_id,
-        cart_id: shopper.cart_id,
-        key,
-    };
-    let answer = state.checkouts.place(request).await?;
-    state.carts.invalidate(shopper.cart_id);
+    let answer = state.checkouts.place(CheckoutRequest { token, key }).await?;
+    if let Some(cart_id) = answer.cart_id {
+        state.carts.invalidate(cart_id);
+    }
     Ok(respond(&answer))
 }
 
@@ -58,6 +55,9 @@ fn respond(answer: &Answer) -> HttpResponse {
         if let Some(id) = answer.body.get("id").and_then(Value::as_str) {
             response.insert_header((header::LOCATION, format!("/v1/orders/{id}")));
         }
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
     }
     if answer.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));

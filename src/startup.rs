@@ -3,7 +3,12 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use std::str::FromStr;
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
 
 use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics, middleware, routes, tasks};
 
@@ -25,7 +30,7 @@ pub struct Application {
 }
 
 /// A pool that fails fast when the database is gone, so requests answer 503 quickly.
-pub fn pool_options(settings: &Settings) -> PgPoolOptions {
+fn pool_options(settings: &Settings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(settings.pool_size)
         .min_connections(0)
@@ -33,8 +38,25 @@ pub fn pool_options(settings: &Settings) -> PgPoolOptions {
         .test_before_acquire(false)
 }
 
+/// Every session of the pool waits at most 10 s for a row lock, then gives up with a
+/// retryable error (503): no request can hang behind a lock forever, and the idempotency
+/// wait of a duplicate checkout needs no statement of its own.
+fn connect_options(url: &str) -> Result<PgConnectOptions, String> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| format!("invalid DATABASE_URL: {e}"))?;
+    Ok(options.options([("lock_timeout", "10s")]))
+}
+
+/// Connects now: used at start-up, where an unreachable database should stop the start.
 pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
-    pool_options(settings).connect(url).await.map_err(|e| format!("cannot connect to the database: {e}"))
+    pool_options(settings)
+        .connect_with(connect_options(url)?)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))
+}
+
+/// Connects on first use (tests, tools).
+pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
+    Ok(pool_options(settings).connect_lazy_with(connect_options(url)?))
 }
 
 impl Application {

@@ -15,7 +15,8 @@ pub enum Claim {
     New,
     /// The key was used before: answer this again.
     Replay { status: u16, body: Value },
-    /// Another request with this key is still running after the wait (`lock_timeout`).
+    /// Another request with this key is still running after the wait (the pool's
+    /// `lock_timeout`, see `startup.rs`).
     InProgress,
 }
 
@@ -25,7 +26,6 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
     sorted.sort();
     let sessions: Vec<Uuid> = sorted.iter().map(|(s, _)| *s).collect();
     let names: Vec<String> = sorted.iter().map(|(_, k)| k.clone()).collect();
-    sqlx::query!("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
     let inserted = sqlx::query!(
         r#"INSERT INTO idempotency_keys (session_id, key)
            SELECT * FROM unnest($1::uuid[], $2::text[])
@@ -43,7 +43,6 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
         }
         Err(e) => return Err(e),
     };
-    sqlx::query!("SET LOCAL lock_timeout = 0").execute(&mut *tx).await?;
     let is_new = |s: &Uuid, k: &str| inserted.iter().any(|r| r.session_id == *s && r.key == k);
     let used: Vec<&(Uuid, String)> = keys.iter().filter(|(s, k)| !is_new(s, k)).collect();
     let stored = if used.is_empty() {

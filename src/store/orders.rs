@@ -266,26 +266,20 @@ pub async fn place_many(
         })
         .collect();
     if !placed.is_empty() {
-        insert_many(tx, &placed).await?;
         let emptied: Vec<Uuid> = requests
             .iter()
             .zip(&placements)
             .filter(|(_, p)| matches!(p, Placement::Placed(_)))
             .map(|(r, _)| r.cart_id)
             .collect();
-        sqlx::query!(
-            r#"WITH emptied AS (DELETE FROM cart_lines WHERE cart_id = ANY($1))
-               UPDATE carts SET version = version + 1, updated_at = now() WHERE id = ANY($1)"#,
-            &emptied
-        )
-        .execute(&mut *tx)
-        .await?;
+        insert_many(tx, &placed, &emptied).await?;
     }
     Ok(placements)
 }
 
-/// Writes orders, their lines and their `order.placed` events with one statement.
-async fn insert_many(tx: &mut PgConnection, orders: &[&Order]) -> Result<(), sqlx::Error> {
+/// Writes orders, their lines and their `order.placed` events, and empties the carts they
+/// came from, with one statement.
+async fn insert_many(tx: &mut PgConnection, orders: &[&Order], emptied_carts: &[Uuid]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
     let sessions: Vec<Uuid> = orders.iter().map(|o| o.session_id).collect();
     let customers: Vec<Option<String>> = orders.iter().map(|o| o.customer_id.clone()).collect();
@@ -321,8 +315,12 @@ async fn insert_many(tx: &mut PgConnection, orders: &[&Order]) -> Result<(), sql
            ), lines AS (
                INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_price, line_total)
                SELECT * FROM unnest($8::uuid[], $9::int4[], $10::text[], $11::text[], $12::int4[], $13::int8[], $14::int8[])
+           ), events AS (
+               INSERT INTO outbox_events (topic, payload) SELECT 'order.placed', e FROM unnest($15::jsonb[]) AS e
+           ), emptied AS (
+               DELETE FROM cart_lines WHERE cart_id = ANY($16)
            )
-           INSERT INTO outbox_events (topic, payload) SELECT 'order.placed', e FROM unnest($15::jsonb[]) AS e"#,
+           UPDATE carts SET version = version + 1, updated_at = now() WHERE id = ANY($16)"#,
         &ids,
         &sessions,
         &customers as &[Option<String>],
@@ -337,7 +335,8 @@ async fn insert_many(tx: &mut PgConnection, orders: &[&Order]) -> Result<(), sql
         &quantities,
         &prices,
         &line_totals,
-        &events
+        &events,
+        emptied_carts
     )
     .execute(tx)
     .await?;

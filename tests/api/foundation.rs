@@ -222,7 +222,7 @@ async fn serves_as_a_role_with_data_rights_only() {
     assert!(sqlx::query("CREATE TABLE intruder (x int)").execute(&role_pool).await.is_err());
     // ...yet it serves every kind of write.
     let settings = test_settings(&[]);
-    let pool = stockcart::startup::pool_options(&settings).connect_lazy(&role_url).unwrap();
+    let pool = stockcart::startup::connect_lazy(&settings, &role_url).unwrap();
     let app = spawn_with_pool(&url, settings, pool).await;
     app.get("/readyz", Auth::None).await.assert_status(200);
     app.stocked("ROLE-1", 500, 10).await;

@@ -136,7 +136,7 @@ pub async fn spawn_replicas(n: usize, overrides: &[(&str, &str)]) -> Vec<TestApp
 
 pub async fn spawn_on(db_url: &str, overrides: &[(&str, &str)]) -> TestApp {
     let settings = test_settings(overrides);
-    let pool = stockcart::startup::pool_options(&settings).connect_lazy(db_url).expect("a pool");
+    let pool = stockcart::startup::connect_lazy(&settings, db_url).expect("a pool");
     spawn_with_pool(db_url, settings, pool).await
 }
 

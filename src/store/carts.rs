@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Money, MAX_CART_LINES, MAX_LINE_QUANTITY};
+use crate::domain::{Money, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY};
 
 #[derive(Debug, Clone)]
 pub struct CartLine {
@@ -28,6 +28,28 @@ pub struct CartView {
 }
 
 impl CartView {
+    pub fn quantity_of(&self, sku: &str) -> Option<i32> {
+        self.lines.iter().find(|l| l.sku == sku).map(|l| l.quantity)
+    }
+
+    /// Sets a line as the database now has it: updated in place, or appended (new lines come last).
+    pub fn set_line(&mut self, sku: &str, quantity: i32, product: &LineProduct) {
+        match self.lines.iter_mut().find(|l| l.sku == sku) {
+            Some(line) => line.quantity = quantity,
+            None => self.lines.push(CartLine {
+                sku: sku.to_owned(),
+                name: product.name.clone(),
+                quantity,
+                unit_price: product.unit_price,
+                currency: product.currency.clone(),
+            }),
+        }
+    }
+
+    pub fn remove_line(&mut self, sku: &str) {
+        self.lines.retain(|l| l.sku != sku);
+    }
+
     pub fn to_json(&self, currency: &str) -> Value {
         let lines: Vec<Value> = self
             .lines
@@ -91,40 +113,98 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
     Ok(Some(view))
 }
 
-/// Locks the cart and bumps its version; returns the version it had before this change.
-pub async fn begin_change(tx: &mut PgConnection, cart_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"UPDATE carts SET version = version + 1, updated_at = now() WHERE id = $1 RETURNING version - 1 AS "previous!""#,
-        cart_id
+/// The cart of a session, locked and bumped for one change.
+#[derive(Debug, Clone)]
+pub struct LockedCart {
+    pub session_id: Uuid,
+    pub cart_id: Uuid,
+    /// The version this change makes; the cart had `version - 1` before it.
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub session_expires_at: DateTime<Utc>,
+    pub catalog_revision: i64,
+}
+
+/// Authenticates the session and locks and bumps its cart, in one statement of the caller's
+/// transaction; `None` for an unknown, expired or revoked session. Every change of a cart
+/// starts here, so the cart row lock serialises concurrent changes of one cart.
+pub async fn begin_change(tx: &mut PgConnection, token: &TokenHash) -> Result<Option<LockedCart>, sqlx::Error> {
+    sqlx::query_as!(
+        LockedCart,
+        r#"UPDATE carts c SET version = c.version + 1, updated_at = now()
+           FROM sessions s
+           WHERE s.token_hash = $1 AND s.expires_at > now() AND c.id = s.cart_id
+           RETURNING s.id AS session_id, c.id AS cart_id, c.version, c.updated_at,
+                     s.expires_at AS session_expires_at,
+                     (SELECT revision FROM catalog_revision) AS "catalog_revision!""#,
+        &token.0
     )
     .fetch_optional(tx)
     .await
 }
 
-/// What adding or setting a line must know: the product, its availability now, the line's
-/// current quantity and the number of lines in the cart. `None` for an unknown SKU.
-pub struct LineContext {
+/// A product as a cart line needs it, with what is available now.
+#[derive(Debug, Clone)]
+pub struct LineProduct {
+    pub name: String,
+    pub unit_price: i64,
+    pub currency: String,
     pub available: i64,
-    pub current_quantity: Option<i32>,
-    pub line_count: i64,
 }
 
-pub async fn line_context(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<Option<LineContext>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"SELECT s.on_hand - s.reserved AS "available!",
-                  (SELECT quantity FROM cart_lines WHERE cart_id = $1 AND sku = $2) AS current_quantity,
-                  (SELECT count(*) FROM cart_lines WHERE cart_id = $1) AS "line_count!"
-           FROM stock_levels s WHERE s.sku = $2"#,
+/// The locked cart (one snapshot after the lock, so it is current) and the product `sku`,
+/// if it exists, in one statement.
+pub async fn load_for_change(
+    tx: &mut PgConnection,
+    cart_id: Uuid,
+    sku: &str,
+) -> Result<Option<(CartView, Option<LineProduct>)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT c.version, c.updated_at, r.revision,
+                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
+                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  t.name AS "target_name?", t.price_amount AS "target_price?",
+                  t.price_currency AS "target_currency?", t.available AS "target_available?"
+           FROM carts c
+           CROSS JOIN catalog_revision r
+           LEFT JOIN LATERAL (
+               SELECT tp.name, tp.price_amount, tp.price_currency, ts.on_hand - ts.reserved AS available
+               FROM products tp JOIN stock_levels ts ON ts.sku = tp.sku
+               WHERE tp.sku = $2
+           ) t ON true
+           LEFT JOIN cart_lines l ON l.cart_id = c.id
+           LEFT JOIN products p ON p.sku = l.sku
+           WHERE c.id = $1
+           ORDER BY l.position"#,
         cart_id,
         sku
     )
-    .fetch_optional(tx)
+    .fetch_all(tx)
     .await?;
-    Ok(row.map(|r| LineContext {
-        available: r.available,
-        current_quantity: r.current_quantity,
-        line_count: r.line_count,
-    }))
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let product = match (&first.target_name, first.target_price, &first.target_currency, first.target_available) {
+        (Some(name), Some(unit_price), Some(currency), Some(available)) => {
+            Some(LineProduct { name: name.clone(), unit_price, currency: currency.clone(), available })
+        }
+        _ => None,
+    };
+    let mut view = CartView {
+        id: cart_id,
+        version: first.version,
+        updated_at: first.updated_at,
+        catalog_revision: first.revision,
+        lines: Vec::new(),
+    };
+    for r in rows {
+        if let (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) =
+            (r.sku, r.name, r.quantity, r.price_amount, r.price_currency)
+        {
+            view.lines.push(CartLine { sku, name, quantity, unit_price, currency });
+        }
+    }
+    Ok(Some((view, product)))
 }
 
 pub async fn set_line(tx: &mut PgConnection, cart_id: Uuid, sku: &str, quantity: i32) -> Result<(), sqlx::Error> {

@@ -14,12 +14,15 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    auth::Shopper,
     cache::CachedCart,
+    domain::TokenHash,
     error::{etag, ApiError, ApiResult},
     extract::if_match,
     startup::AppState,
-    store::carts::{self, CartView},
+    store::{
+        carts::{self, CartView, LineProduct, LockedCart},
+        sessions,
+    },
 };
 
 /// Answers a cart with its ETag, and keeps the assembled body for the next read.
@@ -39,28 +42,33 @@ pub fn cached_response(version: i64, body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// One change of a cart, from lock to answer.
+/// One change of a cart, from lock to answer: BEGIN, one statement that authenticates the
+/// session and locks and bumps its cart, the change itself, COMMIT. The answer is the cart
+/// as read under the lock with the change applied in memory, so it needs no second read.
 pub struct CartWrite {
     tx: Transaction<'static, Postgres>,
-    cart_id: Uuid,
+    locked: LockedCart,
 }
 
 impl CartWrite {
-    /// Locks the cart and bumps its version; a stale If-Match is 412 with the current cart.
-    pub async fn begin(state: &AppState, shopper: &Shopper, req: &HttpRequest) -> ApiResult<CartWrite> {
+    /// A stale If-Match is 412 with the current cart; an unknown session is 401.
+    pub async fn begin(state: &AppState, token: &TokenHash, req: &HttpRequest) -> ApiResult<CartWrite> {
         let expected = if_match(req)?;
         let mut tx = state.pool.begin().await?;
-        let previous = carts::begin_change(&mut tx, shopper.cart_id)
+        let locked = carts::begin_change(&mut tx, token)
             .await?
-            .ok_or_else(|| ApiError::unauthorized("this session's cart is gone; start a new session"))?;
-        if let Some(expected) = expected.filter(|e| !e.matches(previous)) {
+            .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
+        if let Some(expected) = expected.filter(|e| !e.matches(locked.version - 1)) {
             drop(expected);
             tx.rollback().await?;
             let mut conn = state.pool.acquire().await?;
-            let current = carts::load(&mut conn, shopper.cart_id).await?.ok_or_else(ApiError::internal)?;
+            let current = carts::load(&mut conn, locked.cart_id).await?.ok_or_else(ApiError::internal)?;
             return Err(ApiError::version_mismatch(current.version, current.to_json(state.settings.currency.as_str())));
         }
-        Ok(CartWrite { tx, cart_id: shopper.cart_id })
+        if sessions::needs_slide(locked.session_expires_at, state.settings.session_ttl) {
+            sessions::touch_many(&mut tx, &[locked.session_id], state.settings.session_ttl).await?;
+        }
+        Ok(CartWrite { tx, locked })
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {
@@ -68,12 +76,27 @@ impl CartWrite {
     }
 
     pub fn cart_id(&self) -> Uuid {
-        self.cart_id
+        self.locked.cart_id
     }
 
-    /// Commits and answers the whole new cart.
-    pub async fn finish(mut self, state: &AppState) -> ApiResult<HttpResponse> {
-        let cart = carts::load(&mut self.tx, self.cart_id).await?.ok_or_else(ApiError::internal)?;
+    /// The locked cart and the product `sku` (`None` when there is no such product).
+    pub async fn load(&mut self, sku: &str) -> ApiResult<(CartView, Option<LineProduct>)> {
+        carts::load_for_change(&mut self.tx, self.locked.cart_id, sku).await?.ok_or_else(ApiError::internal)
+    }
+
+    /// The locked cart with no lines (for emptying it without reading it).
+    pub fn empty_view(&self) -> CartView {
+        CartView {
+            id: self.locked.cart_id,
+            version: self.locked.version,
+            updated_at: self.locked.updated_at,
+            catalog_revision: self.locked.catalog_revision,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Commits and answers `cart`, the new state of the cart.
+    pub async fn finish(self, state: &AppState, cart: CartView) -> ApiResult<HttpResponse> {
         self.tx.commit().await?;
         Ok(cart_response(state, &cart))
     }

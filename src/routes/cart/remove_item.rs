@@ -1,18 +1,20 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{unknown_sku, CartWrite};
-use crate::{auth::Shopper, domain::Sku, error::ApiResult, startup::State, store::carts};
+use crate::{auth::SessionBearer, domain::Sku, error::ApiResult, startup::State, store::carts};
 
 /// `DELETE /v1/cart/items/{sku}`: the cart without that line (removing an absent line is fine).
 pub async fn handle(
-    shopper: Shopper,
+    SessionBearer(token): SessionBearer,
     state: State,
     req: HttpRequest,
     sku: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
-    let mut write = CartWrite::begin(&state, &shopper, &req).await?;
+    let mut write = CartWrite::begin(&state, &token, &req).await?;
+    let (mut cart, _) = write.load(sku.as_str()).await?;
     let cart_id = write.cart_id();
     carts::remove_line(write.conn(), cart_id, sku.as_str()).await?;
-    write.finish(&state).await
+    cart.remove_line(sku.as_str());
+    write.finish(&state, cart).await
 }

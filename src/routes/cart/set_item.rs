@@ -2,7 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{insufficient, unknown_sku, CartWrite};
 use crate::{
-    auth::Shopper,
+    auth::SessionBearer,
     domain::{Invalid, Quantity, Sku, MAX_CART_LINES, MAX_LINE_QUANTITY},
     error::ApiResult,
     extract::JsonBody,
@@ -12,7 +12,7 @@ use crate::{
 
 /// `PUT /v1/cart/items/{sku}`: sets the line to `quantity`; 0 removes it.
 pub async fn handle(
-    shopper: Shopper,
+    SessionBearer(token): SessionBearer,
     state: State,
     req: HttpRequest,
     sku: web::Path<String>,
@@ -28,21 +28,25 @@ pub async fn handle(
         ),
     };
 
-    let mut write = CartWrite::begin(&state, &shopper, &req).await?;
+    let mut write = CartWrite::begin(&state, &token, &req).await?;
+    let (mut cart, product) = write.load(sku.as_str()).await?;
+    let product = product.ok_or_else(|| unknown_sku(sku.as_str()))?;
     let cart_id = write.cart_id();
-    let line =
-        carts::line_context(write.conn(), cart_id, sku.as_str()).await?.ok_or_else(|| unknown_sku(sku.as_str()))?;
     match quantity {
-        None => carts::remove_line(write.conn(), cart_id, sku.as_str()).await?,
+        None => {
+            carts::remove_line(write.conn(), cart_id, sku.as_str()).await?;
+            cart.remove_line(sku.as_str());
+        }
         Some(quantity) => {
-            if line.current_quantity.is_none() && line.line_count >= MAX_CART_LINES {
+            if cart.quantity_of(sku.as_str()).is_none() && cart.lines.len() as i64 >= MAX_CART_LINES {
                 return Err(Invalid::new("cart_full", format!("a cart holds at most {MAX_CART_LINES} lines")).into());
             }
-            if i64::from(quantity.get()) > line.available {
-                return Err(insufficient(sku.as_str(), quantity.get().into(), line.available));
+            if i64::from(quantity.get()) > product.available {
+                return Err(insufficient(sku.as_str(), quantity.get().into(), product.available));
             }
             carts::set_line(write.conn(), cart_id, sku.as_str(), quantity.get()).await?;
+            cart.set_line(sku.as_str(), quantity.get(), &product);
         }
     }
-    write.finish(&state).await
+    write.finish(&state, cart).await
 }

@@ -97,12 +97,12 @@ out.append("- The ceilings are single SQL statements (or one 9-statement transac
            "write the ledger, the outbox and the idempotency answer. Every one of these is a PostgreSQL round trip or a row written, on the same 2 cores.")
 out.append("- Warm get cart is one indexed read (session, cart version, catalog revision) plus the cached body: directly against one replica it is at the "
            "ceiling's level; through haproxy the extra hop costs the difference, on this 2-core machine where the balancer competes for the same CPU.")
-out.append("- Add to cart is 7 round trips (session read, BEGIN, lock and bump the cart, stock and line context, upsert, read the cart back, COMMIT) against the "
-           "ceiling's one: PostgreSQL's CPU is the limit (measured: about 0.5 ms of PostgreSQL CPU per add).")
-out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the hot SKU's row lock and the commit are "
-           "shared by a whole batch. Each order still writes about ten rows (idempotency key, order, lines, ledger movements, two outbox events, cart), "
-           "which the ceilings do not.")
-out.append("- A system-wide profile of the add-to-cart run (`perf record -a -g`, 6 s at full load, 2,128 adds/s): PostgreSQL 56% of the machine, "
+out.append("- Add to cart is 5 round trips (BEGIN; authenticate the session and lock and bump its cart; read the cart and the product under the lock; upsert; COMMIT) "
+           "against the ceiling's one statement: PostgreSQL's CPU is the limit (see the profile below).")
+out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the sessions' reads, the hot SKU's row lock "
+           "and the commit are shared by a whole batch. Each order still writes about ten rows (idempotency key, order, lines, ledger movements, two outbox "
+           "events, cart), which the ceilings do not.")
+out.append("- A system-wide profile of the add-to-cart run before the cart path went from 7 to 5 round trips (`perf record -a -g`, 6 s at full load, 2,128 adds/s): PostgreSQL 56% of the machine, "
            "the two replicas 31%, haproxy 6%, wrk 3%, idle under 1%. Most of PostgreSQL's share is kernel time spent per round trip "
            "(context switches and wakeups: `finish_task_switch`, spin-lock releases, virtio notifications), not query execution: "
            "fewer round trips per operation is the lever, not faster SQL.")

@@ -88,6 +88,15 @@ async fn a_session_revoked_on_one_replica_is_refused_by_the_other() {
     apps[0].request("DELETE", "/v1/session", Auth::Bearer(&token), None, &[]).await.assert_status(204);
     apps[1].cart(&token).await.assert_problem(401, "unauthorized");
     apps[1].get("/v1/session", Auth::Bearer(&token)).await.assert_problem(401, "unauthorized");
+    // Writes authenticate inside their transaction; they refuse it too, and change nothing.
+    apps[0].stocked("TEE", 100, 5).await;
+    let add = apps[1].add(&token, "TEE", 1).await;
+    add.assert_problem(401, "unauthorized");
+    assert_eq!(add.header("www-authenticate"), Some("Bearer"));
+    apps[1].request("DELETE", "/v1/cart", Auth::Bearer(&token), None, &[]).await.assert_problem(401, "unauthorized");
+    apps[1].checkout(&token, "after-revoke").await.assert_problem(401, "unauthorized");
+    let carts: i64 = sqlx::query_scalar("SELECT count(*) FROM cart_lines").fetch_one(&apps[0].db).await.unwrap();
+    assert_eq!(carts, 0);
 }
 
 #[tokio::test]

@@ -22,8 +22,8 @@ use crate::{
     domain::TokenHash,
     error::ApiError,
     store::{
-        idempotency::{self, Claim},
-        orders::{self, PlaceRequest, Placement},
+        idempotency::{self, Claim, Stored},
+        orders::{self, PlaceRequest, Placement, Status, Viewer},
         sessions,
     },
 };
@@ -111,8 +111,22 @@ pub async fn place_batch(
     let mut records = Vec::with_capacity(new.len());
     for (&i, placement) in new.iter().zip(&placements) {
         let (status, body) = render(placement);
-        records.push((distinct[i].0, distinct[i].1.clone(), status, body.clone()));
+        let stored = match placement {
+            Placement::Placed(order) => Stored::Order(order.id),
+            _ => Stored::Body(body.clone()),
+        };
+        records.push((distinct[i].0, distinct[i].1.clone(), status, stored));
         fresh[i] = Some((status, body));
+    }
+    // Replays of placed orders: the order as it was placed (its first status).
+    let mut replayed: Vec<Option<Value>> = vec![None; distinct.len()];
+    for (i, claim) in claims.iter().enumerate() {
+        if let Claim::Replay { answer: Stored::Order(id), .. } = claim {
+            if let Some(mut order) = orders::find(&mut tx, *id, &Viewer::Admin).await? {
+                order.status = Status::AwaitingPayment;
+                replayed[i] = Some(order.to_json());
+            }
+        }
     }
     if !records.is_empty() {
         idempotency::record_many(&mut tx, &records).await?;
@@ -137,8 +151,11 @@ pub async fn place_batch(
             let cart_id = Some(owner[i].cart_id);
             match (&fresh[i], &claims[i]) {
                 (Some((status, body)), _) => Answer { status: *status, body: body.clone(), replayed: !first, cart_id },
-                (None, Claim::Replay { status, body }) => {
+                (None, Claim::Replay { status, answer: Stored::Body(body) }) => {
                     Answer { status: *status, body: body.clone(), replayed: true, cart_id }
+                }
+                (None, Claim::Replay { status, answer: Stored::Order(_) }) if replayed[i].is_some() => {
+                    Answer { status: *status, body: replayed[i].clone().unwrap_or_default(), replayed: true, cart_id }
                 }
                 _ => {
                     let err = ApiError::conflict(

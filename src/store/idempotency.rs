@@ -9,12 +9,20 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// A stored answer: its body, or for a placed order a reference to that order, whose first
+/// rendering is reproducible from its row (lines, prices and times never change).
+#[derive(Debug, Clone)]
+pub enum Stored {
+    Body(Value),
+    Order(Uuid),
+}
+
 #[derive(Debug, Clone)]
 pub enum Claim {
     /// This request owns the key: do the work and `record` its answer.
     New,
     /// The key was used before: answer this again.
-    Replay { status: u16, body: Value },
+    Replay { status: u16, answer: Stored },
     /// Another request with this key is still running after the wait (the pool's
     /// `lock_timeout`, see `startup.rs`).
     InProgress,
@@ -51,7 +59,7 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
         let sessions: Vec<Uuid> = used.iter().map(|(s, _)| *s).collect();
         let names: Vec<String> = used.iter().map(|(_, k)| k.clone()).collect();
         sqlx::query!(
-            r#"SELECT i.session_id, i.key, i.status_code, i.response
+            r#"SELECT i.session_id, i.key, i.status_code, i.response, i.order_id
                FROM idempotency_keys i JOIN unnest($1::uuid[], $2::text[]) AS u (session_id, key)
                  ON i.session_id = u.session_id AND i.key = u.key"#,
             &sessions,
@@ -67,8 +75,13 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
                 return Claim::New;
             }
             match stored.iter().find(|r| r.session_id == *s && r.key == *k) {
-                Some(row) => match (row.status_code, &row.response) {
-                    (Some(status), Some(body)) => Claim::Replay { status: status as u16, body: body.clone() },
+                Some(row) => match (row.status_code, &row.response, row.order_id) {
+                    (Some(status), _, Some(order)) => {
+                        Claim::Replay { status: status as u16, answer: Stored::Order(order) }
+                    }
+                    (Some(status), Some(body), None) => {
+                        Claim::Replay { status: status as u16, answer: Stored::Body(body.clone()) }
+                    }
                     _ => Claim::InProgress,
                 },
                 None => Claim::InProgress,
@@ -77,20 +90,34 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
         .collect())
 }
 
-/// Stores the answers of claimed keys: (session, key, status, body).
-pub async fn record_many(tx: &mut PgConnection, answers: &[(Uuid, String, u16, Value)]) -> Result<(), sqlx::Error> {
+/// Stores the answers of claimed keys: (session, key, status, answer).
+pub async fn record_many(tx: &mut PgConnection, answers: &[(Uuid, String, u16, Stored)]) -> Result<(), sqlx::Error> {
     let sessions: Vec<Uuid> = answers.iter().map(|a| a.0).collect();
     let keys: Vec<String> = answers.iter().map(|a| a.1.clone()).collect();
     let statuses: Vec<i16> = answers.iter().map(|a| a.2 as i16).collect();
-    let bodies: Vec<Value> = answers.iter().map(|a| a.3.clone()).collect();
+    let bodies: Vec<Option<Value>> = answers
+        .iter()
+        .map(|a| match &a.3 {
+            Stored::Body(body) => Some(body.clone()),
+            Stored::Order(_) => None,
+        })
+        .collect();
+    let orders: Vec<Option<Uuid>> = answers
+        .iter()
+        .map(|a| match a.3 {
+            Stored::Order(id) => Some(id),
+            Stored::Body(_) => None,
+        })
+        .collect();
     sqlx::query!(
-        r#"UPDATE idempotency_keys i SET status_code = u.status, response = u.body
-           FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::jsonb[]) AS u (session_id, key, status, body)
+        r#"UPDATE idempotency_keys i SET status_code = u.status, response = u.body, order_id = u.order_id
+           FROM unnest($1::uuid[], $2::text[], $3::int2[], $4::jsonb[], $5::uuid[]) AS u (session_id, key, status, body, order_id)
            WHERE i.session_id = u.session_id AND i.key = u.key"#,
         &sessions,
         &keys,
         &statuses,
-        &bodies
+        &bodies as &[Option<Value>],
+        &orders as &[Option<Uuid>]
     )
     .execute(tx)
     .await?;

@@ -180,7 +180,9 @@ pub async fn place_many(
     .fetch_all(&mut *tx)
     .await?;
 
-    let created_at = Utc::now();
+    // Microseconds, as PostgreSQL keeps them: a replay renders the order from its row and
+    // must show the same times as the first answer.
+    let created_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     let expires_at = created_at + chrono::Duration::from_std(payment_timeout).unwrap_or(chrono::Duration::days(365));
     let mut taken = std::collections::HashSet::new();
     let orders: Vec<Option<Order>> = requests

@@ -77,6 +77,27 @@ impl CartView {
     }
 }
 
+/// A cart's rows as the LEFT JOINs return them: an empty cart is one row of NULL lines.
+type LineRow = (Option<String>, Option<String>, Option<i32>, Option<i64>, Option<String>);
+
+fn assemble(
+    cart_id: Uuid,
+    version: i64,
+    updated_at: DateTime<Utc>,
+    catalog_revision: i64,
+    rows: impl Iterator<Item = LineRow>,
+) -> CartView {
+    let lines = rows
+        .filter_map(|row| match row {
+            (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
+                Some(CartLine { sku, name, quantity, unit_price, currency })
+            }
+            _ => None,
+        })
+        .collect();
+    CartView { id: cart_id, version, updated_at, catalog_revision, lines }
+}
+
 /// Reads the whole cart in one statement, so version, lines and prices are one snapshot.
 pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartView>, sqlx::Error> {
     let rows = sqlx::query!(
@@ -96,20 +117,9 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut view = CartView {
-        id: cart_id,
-        version: first.version,
-        updated_at: first.updated_at,
-        catalog_revision: first.revision,
-        lines: Vec::new(),
-    };
-    for r in rows {
-        if let (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) =
-            (r.sku, r.name, r.quantity, r.price_amount, r.price_currency)
-        {
-            view.lines.push(CartLine { sku, name, quantity, unit_price, currency });
-        }
-    }
+    let (version, updated_at, revision) = (first.version, first.updated_at, first.revision);
+    let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
+    let view = assemble(cart_id, version, updated_at, revision, lines);
     Ok(Some(view))
 }
 
@@ -190,20 +200,9 @@ pub async fn load_for_change(
         }
         _ => None,
     };
-    let mut view = CartView {
-        id: cart_id,
-        version: first.version,
-        updated_at: first.updated_at,
-        catalog_revision: first.revision,
-        lines: Vec::new(),
-    };
-    for r in rows {
-        if let (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) =
-            (r.sku, r.name, r.quantity, r.price_amount, r.price_currency)
-        {
-            view.lines.push(CartLine { sku, name, quantity, unit_price, currency });
-        }
-    }
+    let (version, updated_at, revision) = (first.version, first.updated_at, first.revision);
+    let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
+    let view = assemble(cart_id, version, updated_at, revision, lines);
     Ok(Some((view, product)))
 }
 

@@ -65,11 +65,7 @@ impl CartCache {
         }
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn entry_count(&self) -> u64 {
         self.entries.as_ref().map_or(0, |c| c.entry_count())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

@@ -58,8 +58,7 @@ impl CartWrite {
         let locked = carts::begin_change(&mut tx, token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
-        if let Some(expected) = expected.filter(|e| !e.matches(locked.version - 1)) {
-            drop(expected);
+        if expected.is_some_and(|e| !e.matches(locked.version - 1)) {
             tx.rollback().await?;
             let mut conn = state.pool.acquire().await?;
             let current = carts::load(&mut conn, locked.cart_id).await?.ok_or_else(ApiError::internal)?;

@@ -92,11 +92,16 @@ pub async fn place_batch(
         })
         .collect();
 
-    let claims = if distinct.is_empty() { Vec::new() } else { idempotency::claim_many(&mut tx, &distinct).await? };
+    // Each order's id is chosen before its key is claimed, so the key is written once, already
+    // naming it. Time-ordered ids keep the orders' indexes appending at their right edge.
+    let planned: Vec<Uuid> = distinct.iter().map(|_| Uuid::now_v7()).collect();
+    let claims =
+        if distinct.is_empty() { Vec::new() } else { idempotency::claim_many(&mut tx, &distinct, &planned).await? };
     let new: Vec<usize> = (0..distinct.len()).filter(|&i| matches!(claims[i], Claim::New)).collect();
     let place: Vec<PlaceRequest> = new
         .iter()
         .map(|&i| PlaceRequest {
+            order_id: planned[i],
             session_id: owner[i].id,
             customer_id: owner[i].customer_id.clone(),
             cart_id: owner[i].cart_id,
@@ -111,11 +116,9 @@ pub async fn place_batch(
     let mut records = Vec::with_capacity(new.len());
     for (&i, placement) in new.iter().zip(&placements) {
         let (status, body) = render(placement);
-        let stored = match placement {
-            Placement::Placed(order) => Stored::Order(order.id),
-            _ => Stored::Body(body.clone()),
-        };
-        records.push((distinct[i].0, distinct[i].1.clone(), status, stored));
+        if !matches!(placement, Placement::Placed(_)) {
+            records.push((distinct[i].0, distinct[i].1.clone(), status, Stored::Body(body.clone())));
+        }
         fresh[i] = Some((status, body));
     }
     // Replays of placed orders: the order as it was placed (its first status).
@@ -131,13 +134,20 @@ pub async fn place_batch(
     if !records.is_empty() {
         idempotency::record_many(&mut tx, &records).await?;
     }
-    // Checking out is activity: slide the sessions that are due for it.
+    tx.commit().await?;
+
+    // Checking out is activity: slide the sessions that are due for it. Not part of the order,
+    // so not inside its transaction, where it would hold the stock rows' locks a while longer.
     let sliding: Vec<Uuid> =
         found.iter().filter(|s| sessions::needs_slide(s.expires_at, settings.session_ttl)).map(|s| s.id).collect();
     if !sliding.is_empty() {
-        sessions::touch_many(&mut tx, &sliding, settings.session_ttl).await?;
+        let (pool, ttl) = (pool.clone(), settings.session_ttl);
+        tokio::spawn(async move {
+            if let Err(e) = sessions::touch_many(&pool, &sliding, ttl).await {
+                tracing::warn!(error = %e, "could not slide the sessions of a checkout batch");
+            }
+        });
     }
-    tx.commit().await?;
 
     let mut answered = vec![false; distinct.len()];
     Ok(slot

@@ -1,6 +1,9 @@
 //! Checkout idempotency keys (the Stripe model), scoped to the session that sent them.
 //!
-//! The key rows are inserted first in the checkout transaction, in (session, key) order. A
+//! The key rows are inserted first in the checkout transaction, in (session, key) order, already
+//! holding the answer of a placed order (201 and the order's pre-chosen id): the usual checkout
+//! writes its key once, and only one that places no order rewrites it (`record_many`). Nobody
+//! sees the row before the transaction commits, so nobody sees that provisional answer. A
 //! duplicate that arrives while the first is in flight blocks on that uncommitted row
 //! (PostgreSQL's unique index wait), then reads the answer the first one committed, on
 //! whichever replica it runs.
@@ -19,7 +22,7 @@ pub enum Stored {
 
 #[derive(Debug, Clone)]
 pub enum Claim {
-    /// This request owns the key: do the work and `record` its answer.
+    /// This request owns the key: place its order, or `record_many` what it got instead.
     New,
     /// The key was used before: answer this again.
     Replay { status: u16, answer: Stored },
@@ -28,19 +31,26 @@ pub enum Claim {
     InProgress,
 }
 
-/// Claims every (session, key) of `keys`, which must be distinct; returns their claims in order.
-pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Result<Vec<Claim>, sqlx::Error> {
-    let mut sorted: Vec<&(Uuid, String)> = keys.iter().collect();
+/// Claims every (session, key) of `keys`, which must be distinct, for the order id planned for
+/// each (`orders`, in the same order); returns their claims in order.
+pub async fn claim_many(
+    tx: &mut PgConnection,
+    keys: &[(Uuid, String)],
+    orders: &[Uuid],
+) -> Result<Vec<Claim>, sqlx::Error> {
+    let mut sorted: Vec<(&(Uuid, String), Uuid)> = keys.iter().zip(orders.iter().copied()).collect();
     sorted.sort();
-    let sessions: Vec<Uuid> = sorted.iter().map(|(s, _)| *s).collect();
-    let names: Vec<String> = sorted.iter().map(|(_, k)| k.clone()).collect();
+    let sessions: Vec<Uuid> = sorted.iter().map(|((s, _), _)| *s).collect();
+    let names: Vec<String> = sorted.iter().map(|((_, k), _)| k.clone()).collect();
+    let planned: Vec<Uuid> = sorted.iter().map(|(_, o)| *o).collect();
     let inserted = sqlx::query!(
-        r#"INSERT INTO idempotency_keys (session_id, key)
-           SELECT * FROM unnest($1::uuid[], $2::text[])
+        r#"INSERT INTO idempotency_keys (session_id, key, status_code, order_id)
+           SELECT session_id, key, 201, order_id FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS u (session_id, key, order_id)
            ON CONFLICT DO NOTHING
            RETURNING session_id, key"#,
         &sessions,
-        &names
+        &names,
+        &planned
     )
     .fetch_all(&mut *tx)
     .await;
@@ -90,7 +100,8 @@ pub async fn claim_many(tx: &mut PgConnection, keys: &[(Uuid, String)]) -> Resul
         .collect())
 }
 
-/// Stores the answers of claimed keys: (session, key, status, answer).
+/// Replaces the provisional answers of claimed keys whose checkout placed no order:
+/// (session, key, status, answer).
 pub async fn record_many(tx: &mut PgConnection, answers: &[(Uuid, String, u16, Stored)]) -> Result<(), sqlx::Error> {
     let sessions: Vec<Uuid> = answers.iter().map(|a| a.0).collect();
     let keys: Vec<String> = answers.iter().map(|a| a.1.clone()).collect();

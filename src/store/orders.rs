@@ -147,6 +147,8 @@ pub enum Placement {
 /// One checkout of a batch: whose it is and which cart it empties.
 #[derive(Debug, Clone)]
 pub struct PlaceRequest {
+    /// Chosen by the caller, who has already written it into the idempotency key.
+    pub order_id: Uuid,
     pub session_id: Uuid,
     pub customer_id: Option<String>,
     pub cart_id: Uuid,
@@ -203,7 +205,7 @@ pub async fn place_many(
                 })
                 .collect();
             (!lines.is_empty()).then(|| Order {
-                id: Uuid::new_v4(),
+                id: r.order_id,
                 session_id: r.session_id,
                 customer_id: r.customer_id.clone(),
                 status: Status::AwaitingPayment,

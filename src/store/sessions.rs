@@ -83,8 +83,8 @@ pub fn needs_slide(expires_at: DateTime<Utc>, ttl: Duration) -> bool {
     full - expires_at >= step
 }
 
-/// Slides several sessions' expiry to `now + ttl` in the caller's transaction.
-pub async fn touch_many(conn: &mut PgConnection, ids: &[Uuid], ttl: Duration) -> Result<(), sqlx::Error> {
+/// Slides several sessions' expiry to `now + ttl`, on its own or in the caller's transaction.
+pub async fn touch_many<'c>(conn: impl sqlx::PgExecutor<'c>, ids: &[Uuid], ttl: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = ANY($1) AND expires_at > now()",
         ids,

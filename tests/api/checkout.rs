@@ -277,6 +277,15 @@ async fn the_invariant_checker_catches_a_corrupted_database() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("INVARIANTS VIOLATED"));
     // The ledger is append-only.
     assert!(sqlx::query("DELETE FROM stock_movements").execute(&app.db).await.is_err());
+
+    // An idempotency key whose order is gone (it is written before its order, with no foreign key).
+    sqlx::query("UPDATE idempotency_keys SET order_id = gen_random_uuid()").execute(&app.db).await.unwrap();
+    let report = stockcart::invariants::check(&app.db).await.unwrap();
+    assert!(
+        report.violations.iter().any(|v| v.contains("1 idempotency keys name an order")),
+        "{:?}",
+        report.violations
+    );
 }
 
 fn checkout_request(token: &str, key: &str) -> stockcart::checkout::CheckoutRequest {

@@ -1,7 +1,8 @@
-//! Checkout, coalesced: concurrent checkouts on a replica are gathered into batches, and each
-//! batch is ONE transaction with ONE commit: sessions authenticated, keys claimed, carts read, every order's lines
-//! reserved all-or-nothing (savepoint-free: `stock::apply_groups` decides per order in
-//! memory, under the row locks), orders written, carts emptied, answers stored.
+//! Checkout, coalesced: concurrent checkouts on a replica are gathered into batches; each batch
+//! authenticates its sessions in one read, then is ONE transaction with ONE commit: keys
+//! claimed, carts read, every order's lines reserved all-or-nothing (savepoint-free:
+//! `stock::apply_groups` decides per order in memory, under the row locks), orders written,
+//! carts emptied, answers stored.
 //!
 //! Why: on a hot SKU every checkout must take the same row lock, so throughput is bounded by
 //! how long each transaction holds it. Sharing one transaction, a few round trips and one WAL
@@ -71,9 +72,10 @@ pub async fn place_batch(
     settings: &Settings,
     requests: &[CheckoutRequest],
 ) -> Result<Vec<Answer>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    // Checking out is activity: the sessions due to slide slide here, whatever the checkout's outcome.
     let hashes: Vec<Vec<u8>> = requests.iter().map(|r| r.token.0.clone()).collect();
-    let found = sessions::authenticate_many(&mut tx, &hashes).await?;
+    let found = sessions::authenticate_many(pool, &hashes, settings.session_ttl).await?;
+    let mut tx = pool.begin().await?;
     let session_of = |r: &CheckoutRequest| found.iter().find(|s| s.token_hash == r.token.0);
 
     // The same (session, key) twice in one batch: the first does the work, the rest replay it.
@@ -135,19 +137,6 @@ pub async fn place_batch(
         idempotency::record_many(&mut tx, &records).await?;
     }
     tx.commit().await?;
-
-    // Checking out is activity: slide the sessions that are due for it. Not part of the order,
-    // so not inside its transaction, where it would hold the stock rows' locks a while longer.
-    let sliding: Vec<Uuid> =
-        found.iter().filter(|s| sessions::needs_slide(s.expires_at, settings.session_ttl)).map(|s| s.id).collect();
-    if !sliding.is_empty() {
-        let (pool, ttl) = (pool.clone(), settings.session_ttl);
-        tokio::spawn(async move {
-            if let Err(e) = sessions::touch_many(&pool, &sliding, ttl).await {
-                tracing::warn!(error = %e, "could not slide the sessions of a checkout batch");
-            }
-        });
-    }
 
     let mut answered = vec![false; distinct.len()];
     Ok(slot

@@ -41,6 +41,9 @@ impl Target {
     pub fn new(urls: Vec<String>, admin_token: String) -> Target {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
+            // Drop idle connections before the server does (actix closes them after 5 s), or a
+            // request may go out on a connection the server is closing: a network error.
+            .pool_idle_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client");

@@ -56,8 +56,11 @@ pub async fn claim_many(
     .await;
     let inserted = match inserted {
         Ok(rows) => rows,
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
-            return Ok(vec![Claim::InProgress; keys.len()]);
+        // Blocked past the lock timeout by the uncommitted claim of a duplicate. The transaction
+        // is lost: alone, this checkout is in progress elsewhere; in a batch, the error makes the
+        // caller retry each checkout alone, so only the duplicate is told so.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") && keys.len() == 1 => {
+            return Ok(vec![Claim::InProgress]);
         }
         Err(e) => return Err(e),
     };

@@ -60,31 +60,50 @@ pub struct SessionOfToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The live sessions among `hashes`, in one read (the coalesced checkouts of a replica).
+/// The live sessions among `hashes` (the coalesced checkouts of a replica), sliding those due
+/// for it (see `needs_slide`), in one statement of its own: it holds no session locked past
+/// it, so it takes no part in the lock order of the checkout that follows.
 pub async fn authenticate_many(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     hashes: &[Vec<u8>],
+    ttl: Duration,
 ) -> Result<Vec<SessionOfToken>, sqlx::Error> {
     sqlx::query_as!(
         SessionOfToken,
-        "SELECT token_hash, id, cart_id, customer_id, expires_at FROM sessions WHERE token_hash = ANY($1) AND expires_at > now()",
-        hashes
+        r#"WITH found AS (
+               SELECT token_hash, id, cart_id, customer_id, expires_at FROM sessions
+               WHERE token_hash = ANY($1) AND expires_at > now()
+           ), slid AS (
+               UPDATE sessions s SET expires_at = now() + make_interval(secs => $2)
+               FROM found f WHERE s.id = f.id AND f.expires_at <= $3
+               RETURNING s.id, s.expires_at
+           )
+           SELECT f.token_hash, f.id, f.cart_id, f.customer_id, coalesce(slid.expires_at, f.expires_at) AS "expires_at!"
+           FROM found f LEFT JOIN slid ON slid.id = f.id"#,
+        hashes,
+        ttl.as_secs_f64(),
+        slide_due_by(ttl)
     )
-    .fetch_all(conn)
+    .fetch_all(pool)
     .await
 }
 
 /// Sessions slide in steps: activity extends the deadline only when it has moved by at least
 /// min(TTL / 100, 60 s), so a busy session costs one write a minute, not one per request.
 pub fn needs_slide(expires_at: DateTime<Utc>, ttl: Duration) -> bool {
+    expires_at <= slide_due_by(ttl)
+}
+
+/// A session whose deadline is at or before this is due to slide.
+fn slide_due_by(ttl: Duration) -> DateTime<Utc> {
     let full = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
     let step =
         chrono::Duration::from_std((ttl / 100).min(Duration::from_secs(60))).unwrap_or(chrono::Duration::seconds(60));
-    full - expires_at >= step
+    full - step
 }
 
-/// Slides several sessions' expiry to `now + ttl`, on its own or in the caller's transaction.
-pub async fn touch_many<'c>(conn: impl sqlx::PgExecutor<'c>, ids: &[Uuid], ttl: Duration) -> Result<(), sqlx::Error> {
+/// Slides several sessions' expiry to `now + ttl` in the caller's transaction.
+pub async fn touch_many(conn: &mut PgConnection, ids: &[Uuid], ttl: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = ANY($1) AND expires_at > now()",
         ids,

@@ -1,8 +1,9 @@
 //! Checkout and the order lifecycle, on one instance. Cross-replica races are in concurrency.rs.
 
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
 use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
@@ -98,6 +99,7 @@ async fn a_shortage_changes_nothing_and_names_every_short_line() {
     let again = app.checkout(&token, "short-1").await;
     again.assert_problem(409, "insufficient_stock");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, r.body);
     app.assert_invariants().await;
 }
 
@@ -335,5 +337,60 @@ async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
     let replay = app.checkout(&bob, "b").await;
     replay.assert_problem(409, "insufficient_stock");
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, answers[3].body);
+    let replay = app.checkout(&laptop, "l").await;
+    replay.assert_problem(422, "empty_cart");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let replay = app.checkout(&phone, "p").await;
+    replay.assert_status(201);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, answers[0].body);
+    // Only the keys whose checkout placed an order name one.
+    let naming: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE order_id IS NOT NULL")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(naming, 2);
+    app.assert_invariants().await;
+}
+
+/// A duplicate still in flight elsewhere blocks only itself: a batch that meets its key fails
+/// as a whole and is answered one checkout at a time, so only the duplicate hears
+/// `idempotency_in_progress`.
+#[tokio::test]
+async fn a_key_held_by_a_checkout_in_flight_blocks_only_its_duplicate() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1000, 10).await;
+    let (ann, bob, cat) = (app.session().await, app.session().await, app.session().await);
+    for token in [&ann, &bob, &cat] {
+        app.add(token, "TEE", 1).await.assert_status(200);
+    }
+    // Ann's key, claimed by a checkout that has not committed yet.
+    let mut in_flight = app.db.begin().await.unwrap();
+    sqlx::query("INSERT INTO idempotency_keys (session_id, key) SELECT id, 'a' FROM sessions WHERE token_hash = $1")
+        .bind(stockcart::domain::TokenHash::of(&ann).0)
+        .execute(&mut *in_flight)
+        .await
+        .unwrap();
+    let options = PgConnectOptions::from_str(&app.db_url).unwrap().options([("lock_timeout", "300ms")]);
+    let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+    let settings = test_settings(&[]);
+
+    let batch = [checkout_request(&ann, "a"), checkout_request(&bob, "b")];
+    assert!(stockcart::checkout::place_batch(&pool, &settings, &batch).await.is_err());
+    assert_eq!(app.level("TEE").await["reserved"], 0);
+
+    // Through the queue, batched or not: Ann is told to retry, Cat's order is placed.
+    let checkouts = stockcart::checkout::Checkouts::start(pool.clone(), std::sync::Arc::new(settings), 1, 64);
+    let (a, c) =
+        tokio::join!(checkouts.place(checkout_request(&ann, "a")), checkouts.place(checkout_request(&cat, "c")));
+    let (a, c) = (a.unwrap(), c.unwrap());
+    assert_eq!((a.status, a.body["code"].as_str()), (409, Some("idempotency_in_progress")));
+    assert_eq!(c.status, 201);
+
+    // Once the other checkout is gone, Ann's key is hers.
+    in_flight.rollback().await.unwrap();
+    assert_eq!(checkouts.place(checkout_request(&ann, "a")).await.unwrap().status, 201);
+    assert_eq!(app.level("TEE").await["reserved"], 2);
     app.assert_invariants().await;
 }

@@ -50,6 +50,21 @@ async fn sessions_expire_and_slide() {
 }
 
 #[tokio::test]
+async fn checking_out_is_activity_that_slides_the_session() {
+    let app = spawn_on(&fresh_database().await, &[("STOCKCART_SESSION_TTL", "2s")]).await;
+    app.stocked("TEE", 1999, 10).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 1).await.assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    app.checkout(&token, "k1").await.assert_status(201);
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    app.checkout(&token, "k2").await.assert_problem(422, "empty_cart");
+    // 3.3 s after the last cart change: alive only because both checkouts slid it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    app.get("/v1/session", Auth::Bearer(&token)).await.assert_status(200);
+}
+
+#[tokio::test]
 async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
     let app = spawn_app().await;
     app.stocked("A", 100, 5000).await;

@@ -65,7 +65,7 @@ impl CartWrite {
             return Err(ApiError::version_mismatch(current.version, current.to_json(state.settings.currency.as_str())));
         }
         if sessions::needs_slide(locked.session_expires_at, state.settings.session_ttl) {
-            sessions::touch_many(&mut *tx, &[locked.session_id], state.settings.session_ttl).await?;
+            sessions::touch_many(&mut tx, &[locked.session_id], state.settings.session_ttl).await?;
         }
         Ok(CartWrite { tx, locked })
     }

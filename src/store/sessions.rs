@@ -64,7 +64,7 @@ pub struct SessionOfToken {
 /// for it (see `needs_slide`), in one statement of its own: it holds no session locked past
 /// it, so it takes no part in the lock order of the checkout that follows.
 pub async fn authenticate_many(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     hashes: &[Vec<u8>],
     ttl: Duration,
 ) -> Result<Vec<SessionOfToken>, sqlx::Error> {
@@ -84,7 +84,7 @@ pub async fn authenticate_many(
         ttl.as_secs_f64(),
         slide_due_by(ttl)
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 

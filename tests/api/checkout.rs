@@ -322,7 +322,9 @@ async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
         checkout_request(&phone, "p"),
         checkout_request("sc_not-a-session", "x"),
     ];
-    let answers = stockcart::checkout::place_batch(&app.db, &test_settings(&[]), &batch).await.unwrap();
+    let answers = stockcart::checkout::place_batch(&mut app.db.acquire().await.unwrap(), &test_settings(&[]), &batch)
+        .await
+        .unwrap();
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [201, 422, 201, 409, 201, 401]);
     assert_eq!(answers[5].body["code"], "unauthorized");
@@ -377,7 +379,7 @@ async fn a_key_held_by_a_checkout_in_flight_blocks_only_its_duplicate() {
     let settings = test_settings(&[]);
 
     let batch = [checkout_request(&ann, "a"), checkout_request(&bob, "b")];
-    assert!(stockcart::checkout::place_batch(&pool, &settings, &batch).await.is_err());
+    assert!(stockcart::checkout::place_batch(&mut pool.acquire().await.unwrap(), &settings, &batch).await.is_err());
     assert_eq!(app.level("TEE").await["reserved"], 0);
 
     // Through the queue, batched or not: Ann is told to retry, Cat's order is placed.

@@ -153,6 +153,75 @@ pub async fn begin_change(tx: &mut PgConnection, token: &TokenHash) -> Result<Op
     .await
 }
 
+/// `begin_change` and `load_for_change` in one statement (one round trip fewer on every cart
+/// change). The statement reads the cart as of its snapshot, taken before it locked the cart:
+/// when the cart's version in that snapshot is the one the lock found (`version - 1`), nobody
+/// changed the cart in between (every change bumps it) and the lines read are current; when
+/// it is not, a concurrent change was waited for, and the snapshot is `None`: read it again
+/// with `load_for_change`.
+pub async fn begin_change_and_load(
+    tx: &mut PgConnection,
+    token: &TokenHash,
+    sku: &str,
+) -> Result<Option<(LockedCart, Option<CartRead>)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH locked AS (
+               UPDATE carts c SET version = c.version + 1, updated_at = now()
+               FROM sessions s
+               WHERE s.token_hash = $1 AND s.expires_at > now() AND c.id = s.cart_id
+               RETURNING s.id AS session_id, c.id AS cart_id, c.version, c.updated_at, s.expires_at AS session_expires_at
+           )
+           SELECT k.session_id AS "session_id!", k.cart_id AS "cart_id!", k.version AS "version!",
+                  k.updated_at AS "updated_at!", k.session_expires_at AS "session_expires_at!",
+                  seen.version AS seen_version, r.revision,
+                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
+                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  t.name AS "target_name?", t.price_amount AS "target_price?",
+                  t.price_currency AS "target_currency?", t.available AS "target_available?"
+           FROM locked k
+           JOIN carts seen ON seen.id = k.cart_id
+           CROSS JOIN catalog_revision r
+           LEFT JOIN LATERAL (
+               SELECT tp.name, tp.price_amount, tp.price_currency, ts.on_hand - ts.reserved AS available
+               FROM products tp JOIN stock_levels ts ON ts.sku = tp.sku
+               WHERE tp.sku = $2
+           ) t ON true
+           LEFT JOIN cart_lines l ON l.cart_id = k.cart_id
+           LEFT JOIN products p ON p.sku = l.sku
+           ORDER BY l.position"#,
+        &token.0,
+        sku
+    )
+    .fetch_all(tx)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let locked = LockedCart {
+        session_id: first.session_id,
+        cart_id: first.cart_id,
+        version: first.version,
+        updated_at: first.updated_at,
+        session_expires_at: first.session_expires_at,
+        catalog_revision: first.revision,
+    };
+    if first.seen_version != locked.version - 1 {
+        return Ok(Some((locked, None)));
+    }
+    let product = match (&first.target_name, first.target_price, &first.target_currency, first.target_available) {
+        (Some(name), Some(unit_price), Some(currency), Some(available)) => {
+            Some(LineProduct { name: name.clone(), unit_price, currency: currency.clone(), available })
+        }
+        _ => None,
+    };
+    let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
+    let view = assemble(locked.cart_id, locked.version, locked.updated_at, locked.catalog_revision, lines);
+    Ok(Some((locked, Some((view, product)))))
+}
+
+/// A cart as a change reads it: the cart, and the product to change (`None`: no such product).
+pub type CartRead = (CartView, Option<LineProduct>);
+
 /// A product as a cart line needs it, with what is available now.
 #[derive(Debug, Clone)]
 pub struct LineProduct {
@@ -164,11 +233,7 @@ pub struct LineProduct {
 
 /// The locked cart (one snapshot after the lock, so it is current) and the product `sku`,
 /// if it exists, in one statement.
-pub async fn load_for_change(
-    tx: &mut PgConnection,
-    cart_id: Uuid,
-    sku: &str,
-) -> Result<Option<(CartView, Option<LineProduct>)>, sqlx::Error> {
+pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<Option<CartRead>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
                   l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",

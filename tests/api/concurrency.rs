@@ -108,6 +108,9 @@ async fn concurrent_changes_of_one_cart_lose_no_update() {
     let requests = (0..60).map(|i| apps[i % 2].add(&token, if i % 3 == 0 { "CAP" } else { "TEE" }, 2));
     for r in join_all(requests).await {
         r.assert_status(200);
+        // Each answer is the cart right after its own change: one change of 2 units per version,
+        // also when the change waited for another (its first read was stale and was redone).
+        assert_eq!(r.body["item_count"].as_i64().unwrap(), 2 * r.body["version"].as_i64().unwrap(), "{}", r.body);
     }
     let cart = apps[1].cart(&token).await;
     assert_eq!(cart.body["version"], 60);

@@ -20,8 +20,7 @@ pub async fn handle(
     let sku = Sku::parse(body.str("sku", "invalid_sku")?)?;
     let quantity = Quantity::parse(body.int("quantity", "invalid_quantity")?)?;
 
-    let mut write = CartWrite::begin(&state, &token, &req).await?;
-    let (mut cart, product) = write.load(sku.as_str()).await?;
+    let (mut write, mut cart, product) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
     let product = product.ok_or_else(|| unknown_sku(sku.as_str()))?;
     let current = cart.quantity_of(sku.as_str());
     let new_quantity = i64::from(current.unwrap_or(0)) + i64::from(quantity.get());

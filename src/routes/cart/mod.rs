@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     cache::CachedCart,
-    domain::TokenHash,
+    domain::{ExpectedVersion, TokenHash},
     error::{etag, ApiError, ApiResult},
     extract::if_match,
     startup::AppState,
@@ -43,21 +43,52 @@ pub fn cached_response(version: i64, body: Bytes) -> HttpResponse {
 }
 
 /// One change of a cart, from lock to answer: BEGIN, one statement that authenticates the
-/// session and locks and bumps its cart, the change itself, COMMIT. The answer is the cart
-/// as read under the lock with the change applied in memory, so it needs no second read.
+/// session, locks and bumps its cart and reads it (lines, prices, the product to change), the
+/// change itself, COMMIT. The answer is the cart as read under the lock with the change
+/// applied in memory, so it needs no second read.
 pub struct CartWrite {
     tx: Transaction<'static, Postgres>,
     locked: LockedCart,
 }
 
 impl CartWrite {
+    /// Opens a change of the session's cart without reading it (emptying it needs no read).
     /// A stale If-Match is 412 with the current cart; an unknown session is 401.
     pub async fn begin(state: &AppState, token: &TokenHash, req: &HttpRequest) -> ApiResult<CartWrite> {
         let expected = if_match(req)?;
         let mut tx = state.pool.begin().await?;
-        let locked = carts::begin_change(&mut tx, token)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
+        let locked = carts::begin_change(&mut tx, token).await?.ok_or_else(unknown_session)?;
+        CartWrite::opened(state, tx, locked, expected).await
+    }
+
+    /// Opens a change of the session's cart and reads it, with the product `sku` (`None` when
+    /// there is no such product), as `begin` does otherwise.
+    pub async fn begin_with(
+        state: &AppState,
+        token: &TokenHash,
+        req: &HttpRequest,
+        sku: &str,
+    ) -> ApiResult<(CartWrite, CartView, Option<LineProduct>)> {
+        let expected = if_match(req)?;
+        let mut tx = state.pool.begin().await?;
+        let (locked, read) = carts::begin_change_and_load(&mut tx, token, sku).await?.ok_or_else(unknown_session)?;
+        let mut write = CartWrite::opened(state, tx, locked, expected).await?;
+        let (cart, product) = match read {
+            Some(read) => read,
+            // A concurrent change came between the read and the lock: read again, under it.
+            None => carts::load_for_change(&mut write.tx, write.locked.cart_id, sku)
+                .await?
+                .ok_or_else(ApiError::internal)?,
+        };
+        Ok((write, cart, product))
+    }
+
+    async fn opened(
+        state: &AppState,
+        mut tx: Transaction<'static, Postgres>,
+        locked: LockedCart,
+        expected: Option<ExpectedVersion>,
+    ) -> ApiResult<CartWrite> {
         if expected.is_some_and(|e| !e.matches(locked.version - 1)) {
             tx.rollback().await?;
             let mut conn = state.pool.acquire().await?;
@@ -76,11 +107,6 @@ impl CartWrite {
 
     pub fn cart_id(&self) -> Uuid {
         self.locked.cart_id
-    }
-
-    /// The locked cart and the product `sku` (`None` when there is no such product).
-    pub async fn load(&mut self, sku: &str) -> ApiResult<(CartView, Option<LineProduct>)> {
-        carts::load_for_change(&mut self.tx, self.locked.cart_id, sku).await?.ok_or_else(ApiError::internal)
     }
 
     /// The locked cart with no lines (for emptying it without reading it).
@@ -106,6 +132,10 @@ impl CartWrite {
 fn insufficient(sku: &str, requested: i64, available: i64) -> ApiError {
     ApiError::conflict("insufficient_stock", format!("only {available} of {sku} are available"))
         .with("shortages", json!([{ "sku": sku, "requested": requested, "available": available }]))
+}
+
+fn unknown_session() -> ApiError {
+    ApiError::unauthorized("unknown, expired or revoked session token")
 }
 
 fn unknown_sku(sku: &str) -> ApiError {

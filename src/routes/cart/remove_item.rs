@@ -11,8 +11,7 @@ pub async fn handle(
     sku: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
-    let mut write = CartWrite::begin(&state, &token, &req).await?;
-    let (mut cart, _) = write.load(sku.as_str()).await?;
+    let (mut write, mut cart, _) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
     let cart_id = write.cart_id();
     carts::remove_line(write.conn(), cart_id, sku.as_str()).await?;
     cart.remove_line(sku.as_str());

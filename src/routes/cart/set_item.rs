@@ -28,8 +28,7 @@ pub async fn handle(
         ),
     };
 
-    let mut write = CartWrite::begin(&state, &token, &req).await?;
-    let (mut cart, product) = write.load(sku.as_str()).await?;
+    let (mut write, mut cart, product) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
     let product = product.ok_or_else(|| unknown_sku(sku.as_str()))?;
     let cart_id = write.cart_id();
     match quantity {

@@ -98,7 +98,7 @@ out.append("- The ceilings are single SQL statements (or one 9-statement transac
 out.append("- Warm get cart is one indexed read (session, cart version, catalog revision) plus the cached body: one round trip like the "
            "ceiling's, an indexed join instead of `SELECT 1`; directly against one replica (the ceiling's own shape) it comes closest; through haproxy the extra hop costs more, on this 2-core "
            "machine where the balancer competes for the same CPU.")
-out.append("- Add to cart is 5 round trips (BEGIN; authenticate the session and lock and bump its cart; read the cart and the product under the lock; upsert; COMMIT) "
+out.append("- Add to cart is 4 round trips (BEGIN; authenticate the session, lock and bump its cart and read it with the product; upsert; COMMIT) "
            "against the ceiling's one statement: PostgreSQL's CPU is the limit (see the profile below).")
 out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the sessions' reads, the hot SKU's row lock "
            "and the commit are shared by a whole batch, whose worker keeps one warm connection while checkouts keep coming. Each order still writes about "

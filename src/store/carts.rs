@@ -306,6 +306,12 @@ pub async fn lock_customer_cart(tx: &mut PgConnection, customer_id: &str) -> Res
     sqlx::query_scalar!("SELECT id FROM carts WHERE customer_id = $1 FOR UPDATE", customer_id).fetch_one(tx).await
 }
 
+/// Locks a cart for a change made outside `begin_change` (the attach merge).
+pub async fn lock(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT id FROM carts WHERE id = $1 FOR UPDATE", cart_id).fetch_optional(tx).await?;
+    Ok(())
+}
+
 /// Merges the guest cart's lines into the customer's cart. Quantities of a SKU in
 /// both are summed and capped at 999; guest lines that would make more than 100 lines are
 /// dropped (the customer's own lines come first). Bumps the customer cart's version once.

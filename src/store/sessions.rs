@@ -147,6 +147,13 @@ pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The cart of the session a token names, read without locking anything.
+pub async fn cart_of(tx: &mut PgConnection, hash: &TokenHash) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT cart_id FROM sessions WHERE token_hash = $1 AND expires_at > now()", &hash.0)
+        .fetch_optional(tx)
+        .await
+}
+
 /// The session a token names, locked, for attaching it to a customer.
 pub async fn lock_by_hash(
     tx: &mut PgConnection,

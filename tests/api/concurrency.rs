@@ -117,6 +117,29 @@ async fn concurrent_changes_of_one_cart_lose_no_update() {
     assert_eq!(cart.body["item_count"], 120);
 }
 
+/// A shopper logs in (attach) while their adds are in flight on two replicas: every add is
+/// answered 200, and every one is in the customer's cart, whether it landed in the guest cart
+/// before the merge or in the customer's cart after it.
+#[tokio::test]
+async fn adds_racing_a_login_are_never_lost() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("TEE", 1999, 100_000).await;
+    for round in 0..5 {
+        let token = apps[0].session().await;
+        apps[0].add(&token, "TEE", 1).await.assert_status(200);
+        let adds = join_all((0..30).map(|i| apps[i % 2].add(&token, "TEE", 1)));
+        let body = json!({ "token": token, "customer_id": format!("c-{round}") });
+        let attach = apps[1].admin("POST", "/v1/admin/sessions/attach", Some(body));
+        let (answers, attached) = tokio::join!(adds, attach);
+        attached.assert_status(200);
+        for r in &answers {
+            r.assert_status(200);
+        }
+        let cart = apps[0].cart(&token).await;
+        assert_eq!(cart.body["item_count"], 31, "round {round}: {}", cart.body);
+    }
+}
+
 /// The launch-day rush: 300 buyers, 100 units, two replicas.
 #[tokio::test]
 async fn three_hundred_buyers_for_one_hundred_units_never_oversell() {

@@ -57,7 +57,11 @@ impl CartWrite {
     pub async fn begin(state: &AppState, token: &TokenHash, req: &HttpRequest) -> ApiResult<CartWrite> {
         let expected = if_match(req)?;
         let mut tx = state.pool.begin().await?;
-        let locked = carts::begin_change(&mut tx, token).await?.ok_or_else(unknown_session)?;
+        let locked = match carts::begin_change(&mut tx, token).await? {
+            Some(locked) => locked,
+            // See `begin_with`.
+            None => carts::begin_change(&mut tx, token).await?.ok_or_else(unknown_session)?,
+        };
         CartWrite::opened(state, tx, locked, expected).await
     }
 
@@ -71,7 +75,13 @@ impl CartWrite {
     ) -> ApiResult<(CartWrite, CartView, Option<LineProduct>)> {
         let expected = if_match(req)?;
         let mut tx = state.pool.begin().await?;
-        let (locked, read) = carts::begin_change_and_load(&mut tx, token, sku).await?.ok_or_else(unknown_session)?;
+        let (locked, read) = match carts::begin_change_and_load(&mut tx, token, sku).await? {
+            Some(found) => found,
+            // Once more, with a fresh snapshot, before answering 401: the session may have been
+            // attached to a customer while this change waited for its guest cart, which is then
+            // gone; the session now names the customer's cart.
+            None => carts::begin_change_and_load(&mut tx, token, sku).await?.ok_or_else(unknown_session)?,
+        };
         let mut write = CartWrite::opened(state, tx, locked, expected).await?;
         let (cart, product) = match read {
             Some(read) => read,

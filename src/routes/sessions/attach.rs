@@ -18,8 +18,16 @@ pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResu
     let token = body.str("token", "invalid_token")?;
     let customer_id = parse_customer_id(body.str("customer_id", "invalid_customer_id")?)?;
 
+    let hash = TokenHash::of(token);
     let mut tx = state.pool.begin().await?;
-    let (session_id, guest_cart, bound_to) = sessions::lock_by_hash(&mut tx, &TokenHash::of(token))
+    // The guest cart is locked before the session, in the order a cart change takes them (its
+    // cart, then its session when that slides): the merge below then reads every line a change
+    // was acknowledged for, and no change can add a line to the cart it deletes. (Only attach
+    // moves a session to another cart, so an unattached session's cart is the one locked here.)
+    if let Some(cart) = sessions::cart_of(&mut tx, &hash).await? {
+        carts::lock(&mut tx, cart).await?;
+    }
+    let (session_id, guest_cart, bound_to) = sessions::lock_by_hash(&mut tx, &hash)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_session", "no live session has this token"))?;
     let cart_id = match bound_to {

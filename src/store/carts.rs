@@ -208,12 +208,8 @@ pub async fn begin_change_and_load(
     if first.seen_version != locked.version - 1 {
         return Ok(Some((locked, None)));
     }
-    let product = match (&first.target_name, first.target_price, &first.target_currency, first.target_available) {
-        (Some(name), Some(unit_price), Some(currency), Some(available)) => {
-            Some(LineProduct { name: name.clone(), unit_price, currency: currency.clone(), available })
-        }
-        _ => None,
-    };
+    let product =
+        LineProduct::found(&first.target_name, first.target_price, &first.target_currency, first.target_available);
     let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
     let view = assemble(locked.cart_id, locked.version, locked.updated_at, locked.catalog_revision, lines);
     Ok(Some((locked, Some((view, product)))))
@@ -229,6 +225,23 @@ pub struct LineProduct {
     pub unit_price: i64,
     pub currency: String,
     pub available: i64,
+}
+
+impl LineProduct {
+    /// The product from the columns of a LEFT JOIN: `None` when the join found no product.
+    fn found(
+        name: &Option<String>,
+        unit_price: Option<i64>,
+        currency: &Option<String>,
+        available: Option<i64>,
+    ) -> Option<LineProduct> {
+        match (name, unit_price, currency, available) {
+            (Some(name), Some(unit_price), Some(currency), Some(available)) => {
+                Some(LineProduct { name: name.clone(), unit_price, currency: currency.clone(), available })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The locked cart (one snapshot after the lock, so it is current) and the product `sku`,
@@ -259,12 +272,8 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let product = match (&first.target_name, first.target_price, &first.target_currency, first.target_available) {
-        (Some(name), Some(unit_price), Some(currency), Some(available)) => {
-            Some(LineProduct { name: name.clone(), unit_price, currency: currency.clone(), available })
-        }
-        _ => None,
-    };
+    let product =
+        LineProduct::found(&first.target_name, first.target_price, &first.target_currency, first.target_available);
     let (version, updated_at, revision) = (first.version, first.updated_at, first.revision);
     let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
     let view = assemble(cart_id, version, updated_at, revision, lines);

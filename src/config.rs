@@ -31,6 +31,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "checkout transactions a replica runs at once; queued checkouts share them in batches",
     ),
     ("STOCKCART_CHECKOUT_BATCH", "64", "most checkouts coalesced into one transaction"),
+    ("STOCKCART_EVENT_RETENTION", "30d", "events are kept this long, then deleted (the ledger is kept forever)"),
+    ("STOCKCART_STREAM_LIMIT", "10000", "event stream connections per replica; past it, 503 with Retry-After"),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
@@ -59,6 +61,8 @@ pub struct Settings {
     pub purge_interval: Duration,
     pub checkout_workers: usize,
     pub checkout_batch: usize,
+    pub event_retention: Duration,
+    pub stream_limit: usize,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
@@ -135,8 +139,19 @@ impl Settings {
             return Err("STOCKCART_CHECKOUT_WORKERS must be 1 to 64 and STOCKCART_CHECKOUT_BATCH 1 to 1000".into());
         }
 
+        let event_retention = duration("STOCKCART_EVENT_RETENTION", "30d")?;
+        if event_retention.is_zero() {
+            return Err("STOCKCART_EVENT_RETENTION: must be longer than zero".into());
+        }
+        let stream_limit = number("STOCKCART_STREAM_LIMIT", "10000")?;
+        if stream_limit > 1_000_000 {
+            return Err(format!("STOCKCART_STREAM_LIMIT={stream_limit}: expected 0 to 1000000"));
+        }
+
         Ok(Settings {
             bind,
+            event_retention,
+            stream_limit: stream_limit as usize,
             checkout_workers: checkout_workers as usize,
             checkout_batch: checkout_batch as usize,
             database_url: var("DATABASE_URL"),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded_pg;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod invariants;
 pub mod loadgen;

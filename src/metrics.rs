@@ -19,11 +19,29 @@ struct Histogram {
     buckets: [u64; BUCKETS.len()],
 }
 
+impl Histogram {
+    fn record(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.buckets[i] += 1;
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     pub cart_cache_hits: AtomicU64,
     pub cart_cache_misses: AtomicU64,
+    /// Event frames written to stream clients.
+    pub events_delivered: AtomicU64,
+    /// Times the event hub's LISTEN connection had to be made again.
+    pub listen_reconnects: AtomicU64,
+    /// From an event's transaction to its frame leaving for a client.
+    event_lag: Mutex<Histogram>,
 }
 
 /// Gauges read at scrape time from their owners.
@@ -32,20 +50,19 @@ pub struct Gauges {
     pub pool_idle: usize,
     pub pool_max: u32,
     pub cart_cache_entries: u64,
+    pub stream_clients: usize,
 }
 
 impl Metrics {
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let h = requests.entry((route.to_owned(), method.to_owned(), status)).or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                h.buckets[i] += 1;
-            }
-        }
+        requests.entry((route.to_owned(), method.to_owned(), status)).or_default().record(seconds);
+    }
+
+    pub fn event_sent(&self, lag: Duration) {
+        self.events_delivered.fetch_add(1, Ordering::Relaxed);
+        self.event_lag.lock().unwrap_or_else(|e| e.into_inner()).record(lag.as_secs_f64());
     }
 
     pub fn cache_hit(&self) {
@@ -114,6 +131,30 @@ impl Metrics {
             max = gauges.pool_max,
             entries = gauges.cart_cache_entries,
         );
+        let lag = self.event_lag.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write!(
+            out,
+            "# HELP stockcart_stream_clients Server-sent event streams connected to this replica.\n\
+             # TYPE stockcart_stream_clients gauge\n\
+             stockcart_stream_clients {clients}\n\
+             # HELP stockcart_events_delivered_total Event frames written to stream clients.\n\
+             # TYPE stockcart_events_delivered_total counter\n\
+             stockcart_events_delivered_total {delivered}\n\
+             # HELP stockcart_event_listen_reconnects_total Reconnections of the LISTEN connection that wakes the event reader.\n\
+             # TYPE stockcart_event_listen_reconnects_total counter\n\
+             stockcart_event_listen_reconnects_total {reconnects}\n\
+             # HELP stockcart_event_lag_seconds From an event's transaction to its frame leaving for a stream client.\n\
+             # TYPE stockcart_event_lag_seconds histogram\n",
+            clients = gauges.stream_clients,
+            delivered = self.events_delivered.load(Ordering::Relaxed),
+            reconnects = self.listen_reconnects.load(Ordering::Relaxed),
+        );
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "stockcart_event_lag_seconds_bucket{{le=\"{le}\"}} {}", lag.buckets[i]);
+        }
+        let _ = writeln!(out, "stockcart_event_lag_seconds_bucket{{le=\"+Inf\"}} {}", lag.count);
+        let _ = writeln!(out, "stockcart_event_lag_seconds_sum {}", lag.sum);
+        let _ = writeln!(out, "stockcart_event_lag_seconds_count {}", lag.count);
         out
     }
 }

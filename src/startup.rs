@@ -10,7 +10,9 @@ use sqlx::{
     PgPool,
 };
 
-use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics, middleware, routes, tasks};
+use crate::{
+    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, middleware, routes, tasks,
+};
 
 /// What every handler can reach. Cheap to clone; one per app instance (replica).
 pub struct AppState {
@@ -20,6 +22,8 @@ pub struct AppState {
     pub carts: CartCache,
     pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,
+    /// This replica's one reader of the event log, shared by all its stream clients.
+    pub events: Arc<Hub>,
 }
 
 pub type State = web::Data<AppState>;
@@ -59,6 +63,25 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
     Ok(pool_options(settings).connect_lazy_with(connect_options(url)?))
 }
 
+/// SIGTERM or Ctrl-C, the signals actix stops on.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and starts the background tasks.
     pub fn build(settings: Settings, pool: PgPool, admin_token: String) -> std::io::Result<Application> {
@@ -78,6 +101,14 @@ impl Application {
             settings: settings.clone(),
             admin_token,
             metrics: metrics.clone(),
+            events: Hub::start(pool.clone(), settings.stream_limit, metrics.clone().into_inner()),
+        });
+        // Streams never finish on their own: end them when a stop is asked for, so the
+        // graceful shutdown is not held up by them for its whole timeout.
+        let hub = state.events.clone();
+        tokio::spawn(async move {
+            stop_requested().await;
+            hub.shutdown();
         });
         tasks::spawn_all(state.clone().into_inner());
 

@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod events;
 pub mod inventory;
 pub mod ops;
 pub mod orders;
@@ -58,7 +59,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/orders/{id}/cancel").route(web::post().to(orders::cancel::handle)))
         .service(resource("/v1/admin/orders").route(web::get().to(orders::admin_list::handle)))
         .service(resource("/v1/admin/orders/{id}/payment").route(web::post().to(orders::pay::handle)))
-        .service(resource("/v1/admin/orders/{id}/ship").route(web::post().to(orders::ship::handle)));
+        .service(resource("/v1/admin/orders/{id}/ship").route(web::post().to(orders::ship::handle)))
+        // Events
+        .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
+        .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
+        .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)));
 }
 
 /// A resource whose unmatched methods answer 405 (the app's default service answers 404).

@@ -34,6 +34,7 @@ pub async fn metrics(state: State) -> HttpResponse {
         pool_idle: state.pool.num_idle(),
         pool_max: state.settings.pool_size,
         cart_cache_entries: state.carts.entry_count(),
+        stream_clients: state.events.clients(),
     };
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&gauges))
 }

@@ -2,6 +2,7 @@
 //! when the caller needs atomicity) and return domain data; no HTTP types in this layer.
 
 pub mod carts;
+pub mod events;
 pub mod idempotency;
 pub mod orders;
 pub mod products;

@@ -89,6 +89,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// The data of an `order.<status>` event: the order as `GET /v1/orders/{id}` renders it.
+    fn event_data(&self) -> Value {
+        json!({ "order": self.to_json() })
+    }
+
     pub fn to_json(&self) -> Value {
         let lines: Vec<Value> = self
             .lines
@@ -291,7 +296,7 @@ async fn insert_many(tx: &mut PgConnection, orders: &[&Order], emptied_carts: &[
     let currencies: Vec<String> = orders.iter().map(|o| o.currency.clone()).collect();
     let created: Vec<DateTime<Utc>> = orders.iter().map(|o| o.created_at).collect();
     let expires: Vec<DateTime<Utc>> = orders.iter().map(|o| o.expires_at).collect();
-    let events: Vec<Value> = orders.iter().map(|o| o.to_json()).collect();
+    let events: Vec<Value> = orders.iter().map(|o| o.event_data()).collect();
     let mut line_order = Vec::new();
     let mut positions = Vec::new();
     let mut skus = Vec::new();
@@ -527,7 +532,7 @@ pub async fn transition(
         order.id,
         to.as_str(),
         reference,
-        after.to_json()
+        after.event_data()
     )
     .execute(tx)
     .await?;

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
+use super::stock::{self, StockStatus};
 use crate::domain::{Money, Sku};
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ impl Product {
             "price": Money::new(self.price_amount, self.price_currency.clone()),
             "available": self.available,
             "low_stock_threshold": self.low_stock_threshold,
+            "status": StockStatus::of(self.available, self.low_stock_threshold).as_str(),
         })
     }
 }
@@ -36,32 +38,37 @@ pub struct ProductInput<'a> {
 }
 
 /// Creates (with a stock level of zero) or updates a product; `true` when created.
-/// Name and price changes never touch the stock level, its version or its ledger.
+/// Name and price changes never touch the stock level, its version or its ledger; a threshold
+/// change goes through `stock::set_threshold`, which writes the status event it may cause.
 pub async fn upsert(tx: &mut PgConnection, input: ProductInput<'_>) -> Result<(Product, bool), sqlx::Error> {
     let created = sqlx::query_scalar!(
-        r#"INSERT INTO products (sku, name, price_amount, price_currency, low_stock_threshold)
-           VALUES ($1, $2, $3, $4, COALESCE($5::int8, 0))
+        r#"INSERT INTO products (sku, name, price_amount, price_currency)
+           VALUES ($1, $2, $3, $4)
            ON CONFLICT (sku) DO UPDATE
            SET name = EXCLUDED.name,
                price_amount = EXCLUDED.price_amount,
                price_currency = EXCLUDED.price_currency,
-               low_stock_threshold = COALESCE($5, products.low_stock_threshold),
                updated_at = now()
            RETURNING (xmax = 0) AS "created!""#,
         input.sku.as_str(),
         input.name,
         input.price.amount,
         input.price.currency,
-        input.low_stock_threshold
     )
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query!(
-        "INSERT INTO stock_levels (sku, on_hand) VALUES ($1, 0) ON CONFLICT (sku) DO NOTHING",
-        input.sku.as_str()
-    )
-    .execute(&mut *tx)
-    .await?;
+    if created {
+        // A new SKU starts `out` without an event: nothing crossed, it began there.
+        sqlx::query!(
+            "INSERT INTO stock_levels (sku, on_hand, low_stock_threshold) VALUES ($1, 0, COALESCE($2::int8, 0))",
+            input.sku.as_str(),
+            input.low_stock_threshold
+        )
+        .execute(&mut *tx)
+        .await?;
+    } else if let Some(threshold) = input.low_stock_threshold {
+        stock::set_threshold(tx, input.sku.as_str(), threshold).await?;
+    }
     sqlx::query!("UPDATE catalog_revision SET revision = revision + 1").execute(&mut *tx).await?;
     let product = find(tx, input.sku.as_str()).await?.expect("the product was just written");
     Ok((product, created))
@@ -70,7 +77,7 @@ pub async fn upsert(tx: &mut PgConnection, input: ProductInput<'_>) -> Result<(P
 pub async fn find(conn: &mut PgConnection, sku: &str) -> Result<Option<Product>, sqlx::Error> {
     sqlx::query_as!(
         Product,
-        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, p.low_stock_threshold,
+        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
                   s.on_hand - s.reserved AS "available!"
            FROM products p JOIN stock_levels s ON s.sku = p.sku
            WHERE p.sku = $1"#,
@@ -84,7 +91,7 @@ pub async fn find(conn: &mut PgConnection, sku: &str) -> Result<Option<Product>,
 pub async fn list(conn: &mut PgConnection, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
     sqlx::query_as!(
         Product,
-        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, p.low_stock_threshold,
+        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
                   s.on_hand - s.reserved AS "available!"
            FROM products p JOIN stock_levels s ON s.sku = p.sku
            WHERE $1::text IS NULL OR p.sku > $1

@@ -5,6 +5,11 @@
 //! ledger row and one `stock.changed` outbox event, in the caller's transaction" is written
 //! once. Rows are locked in SKU order, so concurrent callers cannot deadlock, and every write
 //! checks the version it read (optimistic row versioning): a mismatch is a bug and fails loudly.
+//!
+//! The stock status (`in_stock`, `low`, `out`) is decided here too, from the locked row, and
+//! every crossing writes its status event in the same statement as the change that crossed,
+//! so no caller can forget one or write one twice. A threshold edit goes through
+//! `set_threshold` for the same reason.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +58,49 @@ pub struct StockChange {
     pub expected: Option<ExpectedVersion>,
 }
 
+/// What a storefront shows of a SKU's stock: `out` at 0 available, `low` at or below a
+/// non-zero threshold, `in_stock` otherwise.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StockStatus {
+    InStock,
+    Low,
+    Out,
+}
+
+impl StockStatus {
+    pub fn of(available: i64, low_stock_threshold: i64) -> StockStatus {
+        if available <= 0 {
+            StockStatus::Out
+        } else if available <= low_stock_threshold {
+            StockStatus::Low
+        } else {
+            StockStatus::InStock
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StockStatus::InStock => "in_stock",
+            StockStatus::Low => "low",
+            StockStatus::Out => "out",
+        }
+    }
+
+    /// The event a change from `self` to `to` writes: one per crossing, none without one.
+    pub fn crossing(self, to: StockStatus) -> Option<&'static str> {
+        use StockStatus::*;
+        match (self, to) {
+            (a, b) if a == b => None,
+            (_, Out) => Some("stock.out"),
+            (Out, _) => Some("stock.back"),
+            (InStock, Low) => Some("stock.low"),
+            (Low, InStock) => Some("stock.recovered"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Level {
     pub sku: String,
@@ -61,6 +109,37 @@ pub struct Level {
     pub available: i64,
     pub version: i64,
     pub low_stock_threshold: i64,
+    pub status: StockStatus,
+}
+
+/// A stock level as read from `stock_levels`; its status is derived, never stored.
+struct LevelRow {
+    sku: String,
+    on_hand: i64,
+    reserved: i64,
+    version: i64,
+    low_stock_threshold: i64,
+}
+
+impl From<LevelRow> for Level {
+    fn from(r: LevelRow) -> Level {
+        Level::new(r.sku, r.on_hand, r.reserved, r.version, r.low_stock_threshold)
+    }
+}
+
+impl Level {
+    fn new(sku: String, on_hand: i64, reserved: i64, version: i64, low_stock_threshold: i64) -> Level {
+        let available = on_hand - reserved;
+        Level {
+            sku,
+            on_hand,
+            reserved,
+            available,
+            version,
+            low_stock_threshold,
+            status: StockStatus::of(available, low_stock_threshold),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,17 +197,17 @@ pub async fn apply_groups(
     skus.sort_unstable();
     skus.dedup();
     let rows = sqlx::query_as!(
-        Level,
-        r#"SELECT s.sku, s.on_hand, s.reserved, s.on_hand - s.reserved AS "available!", s.version, p.low_stock_threshold
-           FROM stock_levels s JOIN products p ON p.sku = s.sku
-           WHERE s.sku = ANY($1)
-           ORDER BY s.sku
-           FOR UPDATE OF s"#,
+        LevelRow,
+        r#"SELECT sku, on_hand, reserved, version, low_stock_threshold
+           FROM stock_levels
+           WHERE sku = ANY($1)
+           ORDER BY sku
+           FOR UPDATE"#,
         &skus
     )
     .fetch_all(&mut *conn)
     .await?;
-    let before: BTreeMap<String, Level> = rows.into_iter().map(|l| (l.sku.clone(), l)).collect();
+    let before: BTreeMap<String, Level> = rows.into_iter().map(|r| (r.sku.clone(), Level::from(r))).collect();
     let mut now = before.clone();
     let mut movements = Movements::default();
     let mut outcomes = Vec::with_capacity(groups.len());
@@ -166,14 +245,28 @@ pub async fn apply_groups(
                    (sku, kind, delta_on_hand, delta_reserved, on_hand_after, reserved_after, version_after, reason, reference, order_id)
                SELECT * FROM unnest($6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
                                     $13::text[], $14::text[], $15::uuid[])
-               RETURNING sku, kind, on_hand_after, reserved_after, version_after, order_id, id
+               RETURNING sku, kind, delta_on_hand, delta_reserved, on_hand_after, reserved_after, version_after,
+                         order_id, id
+           ), crossed (sku, version, topic, payload) AS (
+               SELECT * FROM unnest($16::text[], $17::int8[], $18::text[], $19::jsonb[])
            ), events AS (
+               -- One insert, in ledger order, each status event right after the change that
+               -- crossed: the event log then shows a SKU's history in the order it happened.
                INSERT INTO outbox_events (topic, payload)
-               SELECT 'stock.changed', jsonb_build_object(
-                          'sku', sku, 'kind', kind, 'on_hand', on_hand_after, 'reserved', reserved_after,
-                          'available', on_hand_after - reserved_after, 'version', version_after,
-                          'order_id', order_id, 'movement_id', id)
-               FROM moved ORDER BY id
+               SELECT topic, payload FROM (
+                   SELECT m.id, 0 AS rank, 'stock.changed' AS topic, jsonb_build_object(
+                              'sku', m.sku, 'kind', m.kind, 'on_hand', m.on_hand_after, 'reserved', m.reserved_after,
+                              'available', m.on_hand_after - m.reserved_after, 'version', m.version_after,
+                              'previous_version', m.version_after - 1, 'delta_on_hand', m.delta_on_hand,
+                              'delta_reserved', m.delta_reserved, 'status', s.status,
+                              'order_id', m.order_id, 'movement_id', m.id) AS payload
+                   FROM moved m JOIN unnest($6::text[], $12::int8[], $20::text[]) AS s (sku, version, status)
+                        ON s.sku = m.sku AND s.version = m.version_after
+                   UNION ALL
+                   SELECT m.id, 1, c.topic, c.payload
+                   FROM crossed c JOIN moved m ON m.sku = c.sku AND m.version_after = c.version
+               ) e
+               ORDER BY id, rank
            )
            SELECT count(*) AS "count!" FROM updated"#,
         &new_sku,
@@ -191,6 +284,11 @@ pub async fn apply_groups(
         &movements.reason as &[Option<String>],
         &movements.reference as &[Option<String>],
         &movements.order_id as &[Option<Uuid>],
+        &movements.crossed.sku,
+        &movements.crossed.version,
+        &movements.crossed.topic,
+        &movements.crossed.payload,
+        &movements.status,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -242,8 +340,10 @@ fn evaluate(
             failures.push(fail(Refusal::InsufficientStock { requested, available: current.available }));
             continue;
         }
-        let after = Level { on_hand, reserved, available: on_hand - reserved, version: current.version + 1, ..current };
+        let after =
+            Level::new(current.sku.clone(), on_hand, reserved, current.version + 1, current.low_stock_threshold);
         movements.push(change, &after, d_on_hand, d_reserved);
+        movements.crossed.push(&current, &after);
         tentative.insert(change.sku.clone(), after);
     }
     (tentative, movements, failures)
@@ -262,6 +362,48 @@ struct Movements {
     reason: Vec<Option<String>>,
     reference: Vec<Option<String>>,
     order_id: Vec<Option<Uuid>>,
+    /// The status after each movement, for its `stock.changed` event.
+    status: Vec<String>,
+    crossed: Crossings,
+}
+
+/// Status events, as columns for UNNEST: each names the movement (SKU and version) that crossed.
+#[derive(Default)]
+struct Crossings {
+    sku: Vec<String>,
+    version: Vec<i64>,
+    topic: Vec<String>,
+    payload: Vec<serde_json::Value>,
+}
+
+impl Crossings {
+    /// Records the event of the status change from `before` to `after`, if any.
+    fn push(&mut self, before: &Level, after: &Level) {
+        let Some(topic) = before.status.crossing(after.status) else { return };
+        self.sku.push(after.sku.clone());
+        self.version.push(after.version);
+        self.topic.push(topic.to_owned());
+        self.payload.push(status_event(after, before.status));
+    }
+
+    fn extend(&mut self, other: Crossings) {
+        self.sku.extend(other.sku);
+        self.version.extend(other.version);
+        self.topic.extend(other.topic);
+        self.payload.extend(other.payload);
+    }
+}
+
+/// The data of `stock.low`, `stock.out`, `stock.back` and `stock.recovered`.
+fn status_event(level: &Level, previous: StockStatus) -> serde_json::Value {
+    serde_json::json!({
+        "sku": level.sku,
+        "available": level.available,
+        "low_stock_threshold": level.low_stock_threshold,
+        "status": level.status.as_str(),
+        "previous_status": previous.as_str(),
+        "version": level.version,
+    })
 }
 
 impl Movements {
@@ -276,6 +418,8 @@ impl Movements {
         self.reason.extend(other.reason);
         self.reference.extend(other.reference);
         self.order_id.extend(other.order_id);
+        self.status.extend(other.status);
+        self.crossed.extend(other.crossed);
     }
 
     fn push(&mut self, change: &StockChange, after: &Level, d_on_hand: i64, d_reserved: i64) {
@@ -289,19 +433,50 @@ impl Movements {
         self.reason.push(change.reason.clone());
         self.reference.push(change.reference.clone());
         self.order_id.push(change.order_id);
+        self.status.push(after.status.as_str().to_owned());
     }
 }
 
 pub async fn level(conn: &mut PgConnection, sku: &str) -> Result<Option<Level>, sqlx::Error> {
-    sqlx::query_as!(
-        Level,
-        r#"SELECT s.sku, s.on_hand, s.reserved, s.on_hand - s.reserved AS "available!", s.version, p.low_stock_threshold
-           FROM stock_levels s JOIN products p ON p.sku = s.sku
-           WHERE s.sku = $1"#,
+    let row = sqlx::query_as!(
+        LevelRow,
+        "SELECT sku, on_hand, reserved, version, low_stock_threshold FROM stock_levels WHERE sku = $1",
         sku
     )
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(Level::from))
+}
+
+/// Sets a SKU's low-stock threshold, in the caller's transaction, with the status event its
+/// crossing asks for. The threshold lives on the level row, and updating that row is what
+/// makes a concurrent stock change (waiting for the row lock) decide with the new threshold.
+/// The level's version does not change: it counts changes of on_hand and reserved only.
+pub async fn set_threshold(conn: &mut PgConnection, sku: &str, threshold: i64) -> Result<Option<Level>, sqlx::Error> {
+    let Some(row) = sqlx::query!(
+        r#"WITH old AS (SELECT sku, low_stock_threshold FROM stock_levels WHERE sku = $1 FOR UPDATE)
+           UPDATE stock_levels s SET low_stock_threshold = $2 FROM old WHERE s.sku = old.sku
+           RETURNING s.on_hand, s.reserved, s.version, old.low_stock_threshold AS old_threshold"#,
+        sku,
+        threshold
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let before = Level::new(sku.to_owned(), row.on_hand, row.reserved, row.version, row.old_threshold);
+    let after = Level::new(sku.to_owned(), row.on_hand, row.reserved, row.version, threshold);
+    if let Some(topic) = before.status.crossing(after.status) {
+        sqlx::query!(
+            "INSERT INTO outbox_events (topic, payload) VALUES ($1, $2)",
+            topic,
+            status_event(&after, before.status)
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Some(after))
 }
 
 #[derive(Debug, Serialize)]

@@ -3,6 +3,7 @@
 
 mod expiry;
 mod purge;
+mod retention;
 
 use std::sync::Arc;
 
@@ -12,5 +13,6 @@ pub use expiry::expire_due_orders;
 
 pub fn spawn_all(state: Arc<AppState>) {
     tokio::spawn(expiry::run(state.clone()));
-    tokio::spawn(purge::run(state));
+    tokio::spawn(purge::run(state.clone()));
+    tokio::spawn(retention::run(state));
 }

@@ -15,7 +15,7 @@ async fn adjustments_version_the_level_and_append_to_the_ledger() {
     assert_eq!(level.header("etag"), Some("\"0\""));
     assert_eq!(
         level.body,
-        json!({ "sku": "MUG", "on_hand": 0, "reserved": 0, "available": 0, "version": 0, "low_stock_threshold": 0 })
+        json!({ "sku": "MUG", "on_hand": 0, "reserved": 0, "available": 0, "version": 0, "low_stock_threshold": 0, "status": "out" })
     );
 
     let r = app

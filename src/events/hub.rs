@@ -1,0 +1,296 @@
+//! One event reader per replica, fanning out to every stream client of that replica.
+//!
+//! Ten thousand clients must not mean ten thousand queries per event: the hub reads each
+//! event from PostgreSQL once and broadcasts it; each client filters what it receives. The
+//! hub is woken by LISTEN/NOTIFY on a connection of its own (not from the request pool, which
+//! it would otherwise hold forever); while that connection is down it reconnects with
+//! backoff and polls meanwhile. Notifications only say "look": the events are always read
+//! from the log, so a lost notification delays an event and never loses it.
+
+use std::{
+    sync::{
+        atomic::{AtomicI64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::web::Bytes;
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use sqlx::{
+    postgres::{PgListener, PgPoolOptions},
+    PgPool,
+};
+use tokio::sync::{broadcast, watch};
+
+use crate::{
+    metrics::Metrics,
+    store::{
+        self,
+        events::{self, Filter, StoredEvent},
+        stock::StockStatus,
+    },
+};
+
+/// How many events a slow client may fall behind before the admin stream closes it (it
+/// resumes with `Last-Event-ID`) and the public stream skips to the latest values.
+const BACKLOG: usize = 4096;
+/// Poll interval while LISTEN works (a safety net) and while it does not.
+const POLL_LISTENING: Duration = Duration::from_secs(1);
+const POLL_DISCONNECTED: Duration = Duration::from_millis(200);
+/// Wake-ups closer together than this are served by one read: under a checkout rush every
+/// commit notifies, and one read per notification would cost more than the events.
+const MIN_GAP: Duration = Duration::from_millis(5);
+const PAGE: i64 = 1000;
+
+/// An event as every stream writes it, rendered once for all clients.
+#[derive(Debug)]
+pub struct Event {
+    pub position: i64,
+    pub topic: String,
+    pub payload: Value,
+    /// `id:`, `event:`, `data:` of the admin stream.
+    pub admin_frame: Bytes,
+    /// What the public stream shows of it, for stock events.
+    pub public: Option<PublicState>,
+    /// When the hub read it, and when it was written (for the lag metric).
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A SKU's state on the public stream.
+#[derive(Debug, Clone)]
+pub struct PublicState {
+    pub sku: String,
+    pub available: i64,
+    pub status: String,
+    pub version: i64,
+}
+
+impl PublicState {
+    pub fn frame(&self, id: i64) -> Bytes {
+        let data =
+            json!({ "sku": self.sku, "available": self.available, "status": self.status, "version": self.version });
+        Bytes::from(format!("id: {id}\nevent: stock\ndata: {data}\n\n"))
+    }
+
+    pub fn from_level(sku: String, available: i64, low_stock_threshold: i64, version: i64) -> PublicState {
+        PublicState {
+            sku,
+            available,
+            status: StockStatus::of(available, low_stock_threshold).as_str().to_owned(),
+            version,
+        }
+    }
+}
+
+/// The event resource: `{"id", "type", "at", "data"}`.
+pub fn resource(e: &StoredEvent) -> Value {
+    json!({ "id": e.position, "type": e.topic, "at": store::timestamp(&e.at), "data": e.payload })
+}
+
+impl Event {
+    pub fn new(e: StoredEvent) -> Event {
+        let admin_frame = Bytes::from(format!("id: {}\nevent: {}\ndata: {}\n\n", e.position, e.topic, resource(&e)));
+        let public = public_state(&e.topic, &e.payload);
+        Event { position: e.position, topic: e.topic, payload: e.payload, admin_frame, public, at: e.at }
+    }
+}
+
+/// Stock events carry the state a storefront shows; order events do not concern it.
+fn public_state(topic: &str, p: &Value) -> Option<PublicState> {
+    if !topic.starts_with("stock.") {
+        return None;
+    }
+    Some(PublicState {
+        sku: p.get("sku")?.as_str()?.to_owned(),
+        available: p.get("available")?.as_i64()?,
+        status: p.get("status")?.as_str()?.to_owned(),
+        version: p.get("version")?.as_i64()?,
+    })
+}
+
+pub struct Hub {
+    pub pool: PgPool,
+    sender: broadcast::Sender<Arc<Event>>,
+    /// The last position broadcast: a client that subscribed after this was sent reads it
+    /// (and anything before) from the log instead.
+    head: AtomicI64,
+    clients: AtomicUsize,
+    limit: usize,
+    shutdown: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+}
+
+/// Counts a connected stream client for as long as it lives.
+pub struct ClientSlot(Arc<Hub>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Hub {
+    /// Starts the replica's reader. `limit` caps the stream clients of this replica.
+    pub fn start(pool: PgPool, limit: usize, metrics: Arc<Metrics>) -> Arc<Hub> {
+        let (sender, _) = broadcast::channel(BACKLOG);
+        let (shutdown, _) = watch::channel(false);
+        let hub = Arc::new(Hub {
+            pool,
+            sender,
+            head: AtomicI64::new(-1),
+            clients: AtomicUsize::new(0),
+            limit,
+            shutdown,
+            metrics,
+        });
+        tokio::spawn(hub.clone().run());
+        hub
+    }
+
+    /// A place for one more stream client, or `None` at the replica's limit.
+    pub fn admit(self: &Arc<Hub>) -> Option<ClientSlot> {
+        let before = self.clients.fetch_add(1, Ordering::Relaxed);
+        if before >= self.limit {
+            self.clients.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ClientSlot(self.clone()))
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+
+    /// The last position broadcast (after `ready`, never below what was committed then).
+    pub fn head(&self) -> i64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Waits until the hub has read the log once, so `head` means something.
+    pub async fn ready(&self) {
+        while self.head() < 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Ends every stream (graceful shutdown): clients see the stream end and reconnect elsewhere.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    async fn run(self: Arc<Hub>) {
+        // A pool of one, so the listener's connection is never one a request waits for.
+        let listen_pool =
+            PgPoolOptions::new().max_connections(1).connect_lazy_with((*self.pool.connect_options()).clone());
+        let mut listener: Option<PgListener> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut next_connect = Instant::now();
+        let mut ever_connected = false;
+        let mut stop = self.shutdown.subscribe();
+        let mut last_read = Instant::now() - MIN_GAP;
+        loop {
+            if listener.is_none() && Instant::now() >= next_connect {
+                match listen(&listen_pool).await {
+                    Ok(l) => {
+                        if ever_connected {
+                            self.metrics.listen_reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("event notifications reconnected");
+                        }
+                        ever_connected = true;
+                        listener = Some(l);
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot listen for events; polling meanwhile");
+                        next_connect = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            // Read what is there first: a notification sent while we were not listening
+            // (start, reconnect) is lost, the log is not.
+            let since = last_read.elapsed();
+            if since < MIN_GAP {
+                tokio::time::sleep(MIN_GAP - since).await;
+            }
+            last_read = Instant::now();
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "reading the event log failed; retrying");
+            }
+
+            let poll = if listener.is_some() { POLL_LISTENING } else { POLL_DISCONNECTED };
+            let woke = async {
+                match listener.as_mut() {
+                    Some(l) => l.try_recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                got = woke => match got {
+                    Ok(Some(_)) => {
+                        // Fold the notifications already waiting into this one read.
+                        if let Some(l) = listener.as_mut() {
+                            while let Some(Ok(Some(_))) = l.try_recv().now_or_never() {}
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        tracing::warn!("event notification connection lost; polling until it is back");
+                        listener = None;
+                        next_connect = Instant::now();
+                    }
+                },
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Gives positions to what has committed, then broadcasts everything after `head`.
+    async fn catch_up(&self) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        while events::sequence(&mut conn, 5000).await? == 5000 {}
+        let mut head = self.head();
+        if head < 0 {
+            // First read: live clients start from what is committed now.
+            head = events::marks(&mut conn).await?.0;
+            // Positions handed out but not yet visible cannot exist: the sequencer that
+            // handed them out committed before its lock was free.
+            self.head.store(head, Ordering::Release);
+        }
+        loop {
+            let rows = events::after(&mut conn, head, &Filter::default(), PAGE).await?;
+            let n = rows.len() as i64;
+            for row in rows {
+                head = row.position;
+                let event = Arc::new(Event::new(row));
+                self.head.store(head, Ordering::Release);
+                // No receiver is not an error: nobody is streaming on this replica right now.
+                let _ = self.sender.send(event);
+            }
+            if n < PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener.listen(events::CHANNEL).await?;
+    Ok(listener)
+}

@@ -1,0 +1,31 @@
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::{
+    auth::Admin,
+    error::{ApiError, ApiResult},
+    events::{hub::resource, types::parse_filter},
+    extract::ListQuery,
+    startup::State,
+    store::events,
+};
+
+/// `GET /v1/admin/events?after=&types=&sku=&limit=`: the log, oldest first. `next` is the id
+/// of the last event of the page (pass it as `after` to go on), null on an empty page.
+pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let query = ListQuery::parse(&req)?;
+    let after = match query.after.as_deref() {
+        None | Some("") => 0,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid_query("after must be an event id"))?,
+    };
+    let filter = parse_filter(query.param("types"), query.param("sku")).map_err(ApiError::invalid_query)?;
+    let mut conn = state.pool.acquire().await?;
+    let rows = events::after(&mut conn, after, &filter, query.limit).await?;
+    let next = rows.last().map(|e| e.position);
+    let items: Vec<_> = rows.iter().map(resource).collect();
+    Ok(crate::routes::ok(&json!({ "items": items, "next": next })))
+}

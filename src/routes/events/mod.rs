@@ -1,0 +1,40 @@
+//! The event log: a replay list and two server-sent event streams (`events/` has the machinery).
+
+pub mod admin_stream;
+pub mod list;
+pub mod public_stream;
+
+use actix_web::{http::header, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Where a stream resumes: `Last-Event-ID` (what browsers send on reconnect) or `?after=`.
+fn resume_from(req: &HttpRequest, after: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let raw = match req.headers().get("last-event-id") {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::invalid_query("Last-Event-ID is not an event id"))?.trim()),
+        None => after,
+    };
+    raw.filter(|r| !r.is_empty())
+        .map(|r| r.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::invalid_query("not an event id")))
+        .transpose()
+}
+
+/// A stream's response; the caller has already admitted the client.
+fn stream_response(frames: tokio::sync::mpsc::Receiver<actix_web::web::Bytes>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // Proxies that buffer responses (nginx) would hold events back.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(crate::events::sse::body(frames))
+}
+
+/// Past the replica's stream limit: another replica (or a later try) may have room.
+fn too_many_streams() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "stream_limit_reached",
+        "this replica serves as many event streams as it may; try again",
+    )
+    .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("2"))
+}

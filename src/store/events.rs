@@ -1,0 +1,185 @@
+//! The event log: the outbox rows that writers insert, in one total order (`position`).
+//!
+//! Writers never touch `position`. `sequence` gives positions to committed rows, one
+//! sequencer at a time across all replicas, so positions become visible only in increasing
+//! order: a reader that was handed position `n` can never later find a row below `n`
+//! (migration V5 explains why the insert-time identity cannot be that order). Everything a
+//! client sees as an event id is a position.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// The channel every insert into the outbox, and every sequencing, notifies.
+pub const CHANNEL: &str = "stockcart_events";
+
+/// Advisory lock key of the sequencer: whoever holds it hands out positions.
+const SEQUENCER_LOCK: i64 = 0x5354_4f43_4b45_5653; // "STOCKEVS"
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub topic: String,
+    pub at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+/// Which events a reader wants. Types are exact (`stock.low`) or families (`stock.`, from
+/// `stock.*`); a SKU matches stock events of that SKU and order events with a line of it.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub types: Vec<String>,
+    pub families: Vec<String>,
+    pub sku: Option<String>,
+}
+
+impl Filter {
+    pub fn is_all(&self) -> bool {
+        self.types.is_empty() && self.families.is_empty() && self.sku.is_none()
+    }
+
+    pub fn matches(&self, topic: &str, payload: &Value) -> bool {
+        let type_ok = (self.types.is_empty() && self.families.is_empty())
+            || self.types.iter().any(|t| t == topic)
+            || self.families.iter().any(|f| topic.starts_with(f.as_str()));
+        type_ok && self.sku.as_deref().is_none_or(|sku| event_has_sku(payload, sku))
+    }
+}
+
+/// Whether an event's data concerns `sku`: the SKU of a stock event, a line of an order event.
+pub fn event_has_sku(payload: &Value, sku: &str) -> bool {
+    if payload.get("sku").and_then(Value::as_str) == Some(sku) {
+        return true;
+    }
+    payload
+        .pointer("/order/lines")
+        .and_then(Value::as_array)
+        .is_some_and(|lines| lines.iter().any(|l| l.get("sku").and_then(Value::as_str) == Some(sku)))
+}
+
+/// Gives positions to up to `limit` committed, unsequenced rows, in insert order, and
+/// notifies the readers. Returns how many it sequenced; 0 also when another replica holds
+/// the sequencer (it will see these rows too, or its own notification wakes us again).
+pub async fn sequence(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Taken in a statement of its own: the next statement's snapshot must start after the
+    // previous sequencer's commit, or it would number rows that one already numbered.
+    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, SEQUENCER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let sequenced = sqlx::query_scalar!(
+        r#"WITH todo AS (
+               SELECT id, row_number() OVER (ORDER BY id) AS n
+               FROM (SELECT id FROM outbox_events WHERE position IS NULL ORDER BY id LIMIT $1) t
+           ), head AS (
+               UPDATE event_log_marks SET value = value + (SELECT count(*) FROM todo)
+               WHERE name = 'sequenced'
+               RETURNING value - (SELECT count(*) FROM todo) AS base
+           ), placed AS (
+               UPDATE outbox_events e SET position = head.base + todo.n
+               FROM todo, head
+               WHERE e.id = todo.id
+               RETURNING 1
+           )
+           SELECT count(*) AS "count!" FROM placed"#,
+        limit
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if sequenced > 0 {
+        sqlx::query!("SELECT pg_notify($1, 's')", CHANNEL).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(sequenced)
+}
+
+/// Events after `after`, oldest first, at most `limit`, matching `filter`.
+pub async fn after(
+    conn: &mut PgConnection,
+    after: i64,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let exact: Vec<String> = filter.types.clone();
+    let families: Vec<String> = filter.families.iter().map(|f| format!("{f}%")).collect();
+    let any_type = exact.is_empty() && families.is_empty();
+    sqlx::query_as!(
+        StoredEvent,
+        r#"SELECT position AS "position!", topic, at, payload
+           FROM outbox_events
+           WHERE position > $1
+             AND ($2 OR topic = ANY($3) OR topic LIKE ANY($4))
+             AND ($5::text IS NULL
+                  OR payload ->> 'sku' = $5
+                  OR payload -> 'order' -> 'lines' @> jsonb_build_array(jsonb_build_object('sku', $5::text)))
+           ORDER BY position
+           LIMIT $6"#,
+        after,
+        any_type,
+        &exact,
+        &families,
+        filter.sku.as_deref(),
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The last position handed out, and the highest one retention deleted.
+pub async fn marks(conn: &mut PgConnection) -> Result<(i64, i64), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT max(value) FILTER (WHERE name = 'sequenced') AS "sequenced!",
+                  max(value) FILTER (WHERE name = 'pruned') AS "pruned!"
+           FROM event_log_marks"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.sequenced, row.pruned))
+}
+
+/// Deletes up to `limit` of the oldest sequenced events committed before `cutoff`; rows
+/// another replica is deleting are skipped, not waited for, and writers are never blocked
+/// (they only insert). Returns how many it deleted.
+pub async fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"WITH doomed AS (
+               SELECT id FROM outbox_events
+               WHERE position IS NOT NULL AND at < $1
+               ORDER BY position
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED
+           ), deleted AS (
+               DELETE FROM outbox_events e USING doomed WHERE e.id = doomed.id RETURNING e.position
+           ), marked AS (
+               UPDATE event_log_marks SET value = greatest(value, (SELECT max(position) FROM deleted))
+               WHERE name = 'pruned' AND EXISTS (SELECT 1 FROM deleted)
+           )
+           SELECT count(*) AS "count!" FROM deleted"#,
+        cutoff,
+        limit
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The public stream's state of some SKUs, straight from their levels.
+pub struct SkuState {
+    pub sku: String,
+    pub available: i64,
+    pub low_stock_threshold: i64,
+    pub version: i64,
+}
+
+pub async fn sku_states(conn: &mut PgConnection, skus: &[String]) -> Result<Vec<SkuState>, sqlx::Error> {
+    sqlx::query_as!(
+        SkuState,
+        r#"SELECT sku, on_hand - reserved AS "available!", low_stock_threshold, version
+           FROM stock_levels WHERE sku = ANY($1) ORDER BY sku"#,
+        skus
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -262,7 +262,7 @@ impl Hub {
     /// Gives positions to what has committed, then broadcasts everything after `head`.
     async fn catch_up(&self) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        while events::sequence(&mut conn, 5000).await? == 5000 {}
+        while events::sequence(&mut conn, 5000, false).await? == 5000 {}
         let mut head = self.head();
         if head < 0 {
             // First read: live clients start from what is committed now.

@@ -79,6 +79,7 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
         Some(n) => {
             let pruned = {
                 let mut conn = hub.pool.acquire().await?;
+                events::sequence_all(&mut conn).await?;
                 events::marks(&mut conn).await?.1
             };
             if n < pruned {
@@ -197,6 +198,7 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
     let resumable = match resume {
         Some(n) => {
             let mut conn = hub.pool.acquire().await?;
+            events::sequence_all(&mut conn).await?;
             (n >= events::marks(&mut conn).await?.1).then_some(n)
         }
         None => None,

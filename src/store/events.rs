@@ -58,15 +58,24 @@ pub fn event_has_sku(payload: &Value, sku: &str) -> bool {
 }
 
 /// Gives positions to up to `limit` committed, unsequenced rows, in insert order, and
-/// notifies the readers. Returns how many it sequenced; 0 also when another replica holds
-/// the sequencer (it will see these rows too, or its own notification wakes us again).
-pub async fn sequence(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
+/// notifies the readers. Returns how many it sequenced.
+///
+/// The hub does not `wait`: when another replica holds the sequencer, that one numbers these
+/// rows or its notification wakes us again. A reader that must see every write acknowledged
+/// before it (the list endpoint, a resume) waits for the lock, so that its own snapshot
+/// afterwards includes them.
+pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result<i64, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // Taken in a statement of its own: the next statement's snapshot must start after the
     // previous sequencer's commit, or it would number rows that one already numbered.
-    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, SEQUENCER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
+    let locked = if wait {
+        sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEQUENCER_LOCK).execute(&mut *tx).await?;
+        true
+    } else {
+        sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, SEQUENCER_LOCK)
+            .fetch_one(&mut *tx)
+            .await?
+    };
     if !locked {
         return Ok(0);
     }
@@ -94,6 +103,12 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::
     }
     tx.commit().await?;
     Ok(sequenced)
+}
+
+/// Sequences everything committed so far: afterwards a read sees every acknowledged write.
+pub async fn sequence_all(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    while sequence(conn, 5000, true).await? == 5000 {}
+    Ok(())
 }
 
 /// Events after `after`, oldest first, at most `limit`, matching `filter`.

@@ -5,6 +5,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod concurrency;
+mod events;
 mod foundation;
 mod helpers;
 mod inventory;

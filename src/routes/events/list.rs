@@ -24,6 +24,8 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpR
     };
     let filter = parse_filter(query.param("types"), query.param("sku")).map_err(ApiError::invalid_query)?;
     let mut conn = state.pool.acquire().await?;
+    // Every write acknowledged before this request is in the answer, on any replica.
+    events::sequence_all(&mut conn).await?;
     let rows = events::after(&mut conn, after, &filter, query.limit).await?;
     let next = rows.last().map(|e| e.position);
     let items: Vec<_> = rows.iter().map(resource).collect();

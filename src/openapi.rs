@@ -6,6 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::events::types::TYPES;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Auth {
     None,
@@ -66,7 +68,19 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("post", "/v1/admin/orders/{id}/payment", Auth::Admin, "Record the payment of an order awaiting it", Some("Payment"), (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition"), (422, "invalid_reference")]),
     ep("post", "/v1/admin/orders/{id}/ship", Auth::Admin, "Ship a paid order: on_hand and reserved fall by its quantities", None, (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition")]),
     ep("get", "/v1/admin/orders", Auth::Admin, "All orders, newest first (?status=, ?limit=, ?after=)", None, (200, "OrderPage"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/events", Auth::Admin, "The event log, oldest first: events with id > after (default 0), filtered by ?types= (comma-separated; a family as stock.* or order.*) and ?sku=; next is the id to pass as after. Includes every write acknowledged before the request, on any replica.", None, (200, "EventPage"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/events/stream", Auth::Admin, "Server-sent events: the same events as they commit, on any replica (id: <event id>, event: <type>, data: <the event JSON>). Starts with retry: 2000; a comment at least every 15 s. Resumes after Last-Event-ID (or ?after=) with nothing missing or repeated; event: reset when that is older than the retention. A client that falls far behind is closed and resumes.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
+    ep("get", "/v1/stock/stream", Auth::None, "Server-sent events for storefronts: ?skus=A,B (1 to 100 known SKUs). First one `stock` event per SKU with its current state, then one per change: {sku, available, status, version}. A slow client may skip intermediate values, never ends on an old one.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
 ];
+
+/// The schema of each event type's `data`.
+fn event_schema(event_type: &str) -> &'static str {
+    match event_type {
+        "stock.changed" => "StockChanged",
+        t if t.starts_with("stock.") => "StockStatusChanged",
+        _ => "OrderEvent",
+    }
+}
 
 fn schemas() -> Value {
     let int = json!({ "type": "integer", "format": "int64" });
@@ -79,7 +93,13 @@ fn schemas() -> Value {
         "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } },
         "next": { "type": "string", "nullable": true, "description": "cursor of the next page, for ?after=" } } })
     };
-    json!({
+    let stock_status = json!({ "type": "string", "enum": ["in_stock", "low", "out"],
+        "description": "out at 0 available; low when 0 < available <= low_stock_threshold; in_stock otherwise" });
+    let mut event_schemas: Vec<&str> = TYPES.iter().map(|t| event_schema(t)).collect();
+    event_schemas.dedup();
+    let event_data: Vec<Value> =
+        event_schemas.iter().map(|schema| json!({ "$ref": format!("#/components/schemas/{schema}") })).collect();
+    let mut all = json!({
         "Money": { "type": "object", "required": ["amount", "currency"], "properties": {
             "amount": { "type": "integer", "format": "int64", "description": "minor units" },
             "currency": { "type": "string", "pattern": "^[A-Z]{3}$" } } },
@@ -95,11 +115,11 @@ fn schemas() -> Value {
             "low_stock_threshold": { "type": "integer", "minimum": 0 } } },
         "Product": { "type": "object", "properties": {
             "sku": { "type": "string" }, "name": { "type": "string" }, "price": money,
-            "available": int, "low_stock_threshold": int } },
+            "available": int, "low_stock_threshold": int, "status": stock_status } },
         "ProductPage": page("Product"),
         "Level": { "type": "object", "properties": {
             "sku": { "type": "string" }, "on_hand": int, "reserved": int, "available": int,
-            "version": int, "low_stock_threshold": int } },
+            "version": int, "low_stock_threshold": int, "status": stock_status } },
         "SetLevel": { "type": "object", "required": ["on_hand"], "properties": { "on_hand": { "type": "integer", "minimum": 0 } } },
         "Adjustment": { "type": "object", "required": ["delta", "reason"], "properties": {
             "delta": { "type": "integer", "description": "non-zero, at most 1e9 in magnitude" },
@@ -145,13 +165,45 @@ fn schemas() -> Value {
         "OrderPage": page("Order"),
         "Payment": { "type": "object", "required": ["reference"], "properties": {
             "reference": { "type": "string", "minLength": 1, "maxLength": 200 } } },
-    })
+    });
+    // A second literal: one json! of every schema would pass the macro's recursion limit.
+    let events = json!({
+        "Event": { "type": "object", "properties": {
+            "id": { "type": "integer", "format": "int64", "description": "position in the one total order shared by every replica" },
+            "type": { "type": "string", "enum": TYPES },
+            "at": { "type": "string", "format": "date-time" },
+            "data": { "oneOf": event_data } } },
+        "EventPage": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
+            "next": { "type": "integer", "nullable": true, "description": "the id of the last event, to pass as after; null on an empty page" } } },
+        "EventStream": { "type": "string", "description": "text/event-stream" },
+        "StockChanged": { "type": "object", "properties": {
+            "sku": { "type": "string" },
+            "kind": { "type": "string", "enum": ["adjustment", "set", "reservation", "release", "shipment"] },
+            "on_hand": int, "reserved": int, "available": int, "version": int, "previous_version": int,
+            "delta_on_hand": int, "delta_reserved": int, "status": stock_status, "movement_id": int,
+            "order_id": { "type": "string", "format": "uuid", "nullable": true } } },
+        "StockStatusChanged": { "type": "object", "description": "stock.low: entered low; stock.out: entered out; stock.back: left out; stock.recovered: low to in_stock", "properties": {
+            "sku": { "type": "string" }, "available": int, "low_stock_threshold": int,
+            "status": stock_status, "previous_status": stock_status, "version": int } },
+        "OrderEvent": { "type": "object", "properties": { "order": { "$ref": "#/components/schemas/Order" } } },
+        "StockState": { "type": "object", "description": "data of the public stream's `stock` events", "properties": {
+            "sku": { "type": "string" }, "available": int, "status": stock_status, "version": int } },
+    });
+    if let (Some(all), Value::Object(events)) = (all.as_object_mut(), events) {
+        all.extend(events);
+    }
+    all
 }
 
 fn operation(e: &Endpoint) -> Value {
     let mut responses = Map::new();
     let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
-    let media = if e.ok.1 == "Text" { "text/plain" } else { "application/json" };
+    let media = match e.ok.1 {
+        "Text" => "text/plain",
+        "EventStream" => "text/event-stream",
+        _ => "application/json",
+    };
     responses.insert(
         e.ok.0.to_string(),
         json!({ "description": "success", "content": { media: { "schema": schema_ref(e.ok.1) } } }),
@@ -184,6 +236,22 @@ fn operation(e: &Endpoint) -> Value {
     if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage") {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
         parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "string" } }));
+    }
+    if e.ok.1 == "EventPage" {
+        parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
+    }
+    if matches!(e.ok.1, "EventPage" | "EventStream") {
+        parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "integer", "minimum": 0 }, "description": "an event id" }));
+    }
+    if e.ok.1 == "EventStream" {
+        parameters.push(json!({ "name": "Last-Event-ID", "in": "header", "schema": { "type": "integer", "minimum": 0 }, "description": "resume after this event id (browsers send it on reconnect)" }));
+    }
+    if e.path.starts_with("/v1/admin/events") {
+        parameters.push(json!({ "name": "types", "in": "query", "schema": { "type": "string" }, "description": format!("comma-separated: {}, or a family stock.* / order.*", TYPES.join(", ")) }));
+        parameters.push(json!({ "name": "sku", "in": "query", "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }));
+    }
+    if e.path == "/v1/stock/stream" {
+        parameters.push(json!({ "name": "skus", "in": "query", "required": true, "schema": { "type": "string" }, "description": "1 to 100 comma-separated SKUs" }));
     }
     if e.path == "/v1/admin/orders" {
         parameters.push(json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["awaiting_payment", "paid", "shipped", "cancelled", "expired"] } }));

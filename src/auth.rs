@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     domain::TokenHash,
     error::ApiError,
-    startup::AppState,
+    state::AppState,
     store::sessions::{self, SessionRow},
 };
 

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::{
-    domain::{ExpectedVersion, Invalid},
+    domain::{int_value, ExpectedVersion, Invalid},
     error::ApiError,
 };
 
@@ -110,25 +110,6 @@ impl Fields {
 
     pub fn str(&self, name: &str, code: &'static str) -> Result<&str, Invalid> {
         self.opt_str(name, code)?.ok_or_else(|| Invalid::new(code, format!("{name} is required")))
-    }
-}
-
-/// Integers must be written as integers: `1.0` and `1e2` are `invalid_number`.
-pub fn int_value(value: &Value, name: &str, code: &'static str) -> Result<i64, Invalid> {
-    match value {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Ok(i)
-            } else if n.is_u64() {
-                Err(Invalid::new(code, format!("{name} is out of range")))
-            } else {
-                Err(Invalid::new(
-                    "invalid_number",
-                    format!("{name} must be written as an integer, without a fraction or exponent"),
-                ))
-            }
-        }
-        _ => Err(Invalid::new(code, format!("{name} must be an integer"))),
     }
 }
 

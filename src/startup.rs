@@ -10,19 +10,10 @@ use sqlx::{
     PgPool,
 };
 
-use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics, middleware, routes, tasks};
-
-/// What every handler can reach. Cheap to clone; one per app instance (replica).
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Arc<Settings>,
-    pub admin_token: String,
-    pub carts: CartCache,
-    pub checkouts: Checkouts,
-    pub metrics: web::Data<Metrics>,
-}
-
-pub type State = web::Data<AppState>;
+use crate::{
+    cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics, middleware, routes, state::AppState,
+    tasks,
+};
 
 pub struct Application {
     port: u16,

@@ -28,6 +28,26 @@ impl Invalid {
     }
 }
 
+/// A JSON integer member. Integers must be written as integers: `1.0` and `1e2` are
+/// `invalid_number`. A domain rule, not an HTTP one: prices inside a body parse with it too.
+pub fn int_value(value: &serde_json::Value, name: &str, code: &'static str) -> Result<i64, Invalid> {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i)
+            } else if n.is_u64() {
+                Err(Invalid::new(code, format!("{name} is out of range")))
+            } else {
+                Err(Invalid::new(
+                    "invalid_number",
+                    format!("{name} must be written as an integer, without a fraction or exponent"),
+                ))
+            }
+        }
+        _ => Err(Invalid::new(code, format!("{name} must be an integer"))),
+    }
+}
+
 /// Largest stock quantity (`on_hand`) a level may hold; keeps every sum far from overflow.
 pub const MAX_ON_HAND: i64 = 1_000_000_000_000;
 /// Largest magnitude of one adjustment.

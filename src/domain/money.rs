@@ -45,7 +45,7 @@ impl Money {
         };
         let fields = value.and_then(|v| v.as_object()).ok_or_else(invalid)?;
         let amount = fields.get("amount").ok_or_else(invalid)?;
-        let amount = crate::extract::int_value(amount, "price.amount", "invalid_price")?;
+        let amount = super::int_value(amount, "price.amount", "invalid_price")?;
         if !(0..=MAX_PRICE).contains(&amount) {
             return Err(Invalid::new("invalid_price", format!("price.amount must be 0 to {MAX_PRICE}")));
         }

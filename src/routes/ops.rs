@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::{
     auth::Admin, error::ApiResult, invariants, metrics::Gauges, middleware::problem_response, migrate, openapi,
-    startup::State,
+    state::State,
 };
 
 pub async fn healthz() -> HttpResponse {

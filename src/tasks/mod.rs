@@ -6,7 +6,7 @@ mod purge;
 
 use std::sync::Arc;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub use expiry::expire_due_orders;
 

@@ -6,7 +6,7 @@ use crate::{
     domain::{Invalid, Quantity, Sku, MAX_CART_LINES, MAX_LINE_QUANTITY},
     error::ApiResult,
     extract::JsonBody,
-    startup::State,
+    state::State,
     store::carts,
 };
 

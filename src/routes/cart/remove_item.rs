@@ -1,7 +1,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{unknown_sku, CartWrite};
-use crate::{auth::SessionBearer, domain::Sku, error::ApiResult, startup::State, store::carts};
+use crate::{auth::SessionBearer, domain::Sku, error::ApiResult, state::State, store::carts};
 
 /// `DELETE /v1/cart/items/{sku}`: the cart without that line (removing an absent line is fine).
 pub async fn handle(

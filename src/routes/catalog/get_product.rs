@@ -2,7 +2,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::{
     error::{ApiError, ApiResult},
-    startup::State,
+    state::State,
     store::products,
 };
 

@@ -5,7 +5,7 @@ use crate::{
     domain::{parse_product_name, Invalid, Money, Sku, MAX_ON_HAND},
     error::ApiResult,
     extract::JsonBody,
-    startup::State,
+    state::State,
     store::products::{self, ProductInput},
 };
 

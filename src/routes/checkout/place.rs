@@ -8,7 +8,7 @@ use crate::{
     auth::SessionBearer,
     checkout::{Answer, CheckoutRequest},
     error::{ApiError, ApiResult, PROBLEM_JSON},
-    startup::State,
+    state::State,
 };
 
 /// `POST /v1/checkout`: hands the checkout to the replica's coalescing queue (`checkout.rs`),

@@ -7,7 +7,7 @@ use crate::{
     domain::Sku,
     error::{ApiError, ApiResult},
     extract::{Fields, LargeJsonBody},
-    startup::State,
+    state::State,
     store::stock::{self, Delta, MovementKind, Refusal, StockChange},
 };
 

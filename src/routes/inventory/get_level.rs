@@ -4,7 +4,7 @@ use super::{level_response, path_sku};
 use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
-    startup::State,
+    state::State,
     store::stock,
 };
 

@@ -5,7 +5,7 @@ use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
     extract::{page, ListQuery},
-    startup::State,
+    state::State,
     store::stock,
 };
 

@@ -6,7 +6,7 @@ use crate::{
     domain::{parse_reference, Invalid, MAX_ON_HAND},
     error::{ApiError, ApiResult},
     extract::{if_match, JsonBody},
-    startup::State,
+    state::State,
     store::stock::{self, Delta, MovementKind, StockChange},
 };
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     extract::{page, ListQuery},
-    startup::AppState,
+    state::AppState,
     store::orders::{self, Order, Status, TransitionError, Viewer},
 };
 

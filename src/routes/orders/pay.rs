@@ -6,7 +6,7 @@ use crate::{
     domain::parse_reference,
     error::ApiResult,
     extract::JsonBody,
-    startup::State,
+    state::State,
     store::orders::{Status, Viewer},
 };
 

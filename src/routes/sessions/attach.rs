@@ -2,11 +2,11 @@ use actix_web::HttpResponse;
 
 use crate::{
     auth::Admin,
+    cart_view::cart_response,
     domain::{parse_customer_id, TokenHash},
     error::{ApiError, ApiResult},
     extract::JsonBody,
-    routes::cart::cart_response,
-    startup::State,
+    state::State,
     store::{carts, sessions},
 };
 

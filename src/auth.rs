@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     domain::TokenHash,
     error::ApiError,
+    problem::Problem,
     state::AppState,
     store::sessions::{self, SessionRow},
 };
@@ -107,7 +108,7 @@ impl FromRequest for Admin {
                 return Ok(Admin);
             }
             if sessions::exists(&state.pool, &TokenHash::of(&token)).await? {
-                return Err(ApiError::forbidden("a session token cannot use admin endpoints"));
+                return Err(ApiError::new(Problem::Forbidden, "a session token cannot use admin endpoints"));
             }
             Err(ApiError::unauthorized("unknown admin token"))
         })

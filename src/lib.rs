@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod migrate;
 pub mod openapi;
+pub mod problem;
 pub mod routes;
 pub mod startup;
 pub mod state;

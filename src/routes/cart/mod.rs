@@ -9,7 +9,6 @@ pub mod remove_item;
 pub mod set_item;
 
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::json;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -18,6 +17,7 @@ use crate::{
     domain::{ExpectedVersion, TokenHash},
     error::{ApiError, ApiResult},
     extract::if_match,
+    problem::Shortage,
     state::AppState,
     store::{
         carts::{self, CartView, LineProduct, LockedCart},
@@ -123,14 +123,12 @@ impl CartWrite {
 /// 409 for a line that would exceed what is available now (a soft check: checkout holds the
 /// hard guarantee).
 fn insufficient(sku: &str, requested: i64, available: i64) -> ApiError {
-    ApiError::conflict("insufficient_stock", format!("only {available} of {sku} are available"))
-        .with("shortages", json!([{ "sku": sku, "requested": requested, "available": available }]))
+    ApiError::insufficient_stock(
+        format!("only {available} of {sku} are available"),
+        &[Shortage { sku, requested, available }],
+    )
 }
 
 fn unknown_session() -> ApiError {
     ApiError::unauthorized("unknown, expired or revoked session token")
-}
-
-fn unknown_sku(sku: &str) -> ApiError {
-    ApiError::not_found("unknown_sku", format!("no product with sku {sku:?}"))
 }

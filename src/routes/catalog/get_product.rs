@@ -9,8 +9,6 @@ use crate::{
 /// `GET /v1/products/{sku}`: availability is read from PostgreSQL, never a cache.
 pub async fn handle(state: State, sku: web::Path<String>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.acquire().await?;
-    let product = products::find(&mut conn, &sku)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_sku", format!("no product with sku {:?}", sku.as_str())))?;
+    let product = products::find(&mut conn, &sku).await?.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
     Ok(crate::routes::ok(&product.to_json()))
 }

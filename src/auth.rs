@@ -9,6 +9,7 @@ use std::{
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
@@ -104,7 +105,7 @@ impl FromRequest for Admin {
         let state = state(req);
         Box::pin(async move {
             let token = token.ok_or_else(|| ApiError::unauthorized("the admin token is required"))?;
-            if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+            if constant_time_eq(token.as_bytes(), state.admin_token.expose_secret().as_bytes()) {
                 return Ok(Admin);
             }
             if sessions::exists(&state.pool, &TokenHash::of(&token)).await? {

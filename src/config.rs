@@ -5,6 +5,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use secrecy::SecretString;
+
 use crate::domain::Currency;
 
 /// Every variable the service reads, with its default and meaning (printed by `--help`).
@@ -43,13 +45,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// `Debug` prints the secrets (the admin token, and the database URL, which may carry a
+/// password) as `[REDACTED]`, so no log line or panic message can leak them.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bind: SocketAddr,
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     pub data_dir: PathBuf,
     pub pool_size: u32,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     pub currency: Currency,
     pub session_ttl: Duration,
     pub payment_timeout: Duration,
@@ -139,10 +143,10 @@ impl Settings {
             bind,
             checkout_workers: checkout_workers as usize,
             checkout_batch: checkout_batch as usize,
-            database_url: var("DATABASE_URL"),
+            database_url: var("DATABASE_URL").map(SecretString::from),
             data_dir: PathBuf::from(parse_or("STOCKCART_DATA_DIR", "./.stockcart")),
             pool_size: pool_size as u32,
-            admin_token,
+            admin_token: admin_token.map(SecretString::from),
             currency,
             session_ttl,
             payment_timeout,
@@ -199,6 +203,17 @@ mod tests {
         assert_eq!(s.session_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(s.payment_timeout, Duration::from_secs(15 * 60));
         assert_eq!(s.currency.as_str(), "EUR");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let s = settings(&[
+            ("STOCKCART_ADMIN_TOKEN", "adm_do-not-print-me"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/stockcart"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("do-not-print-me") && !printed.contains("hunter2"), "{printed}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use secrecy::SecretString;
 use std::str::FromStr;
 
 use sqlx::{
@@ -52,7 +53,7 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
 
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and starts the background tasks.
-    pub fn build(settings: Settings, pool: PgPool, admin_token: String) -> std::io::Result<Application> {
+    pub fn build(settings: Settings, pool: PgPool, admin_token: SecretString) -> std::io::Result<Application> {
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::default());

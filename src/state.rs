@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use actix_web::web;
+use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Metrics};
@@ -16,7 +17,7 @@ use crate::{cache::CartCache, checkout::Checkouts, config::Settings, metrics::Me
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
-    pub admin_token: String,
+    pub admin_token: SecretString,
     pub carts: CartCache,
     pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,

@@ -3,10 +3,10 @@
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogFormat;
+use crate::config::{self, LogFormat};
 
 pub fn init(format: &LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config::default_of("RUST_LOG")));
     // Colour only for a person watching: redirected to a file or a log collector, ANSI escape
     // codes would be written into every line. The check is on stderr, the stream written to.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -9,12 +9,14 @@ use std::{
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::{
     domain::TokenHash,
     error::ApiError,
-    startup::AppState,
+    problem::Problem,
+    state::AppState,
     store::sessions::{self, SessionRow},
 };
 
@@ -103,11 +105,11 @@ impl FromRequest for Admin {
         let state = state(req);
         Box::pin(async move {
             let token = token.ok_or_else(|| ApiError::unauthorized("the admin token is required"))?;
-            if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+            if constant_time_eq(token.as_bytes(), state.admin_token.expose_secret().as_bytes()) {
                 return Ok(Admin);
             }
             if sessions::exists(&state.pool, &TokenHash::of(&token)).await? {
-                return Err(ApiError::forbidden("a session token cannot use admin endpoints"));
+                return Err(ApiError::new(Problem::Forbidden, "a session token cannot use admin endpoints"));
             }
             Err(ApiError::unauthorized("unknown admin token"))
         })

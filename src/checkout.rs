@@ -12,8 +12,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use sqlx::{pool::PoolConnection, Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{
     mpsc::{self, error::TryRecvError},
@@ -24,7 +23,7 @@ use uuid::Uuid;
 use crate::{
     config::Settings,
     domain::TokenHash,
-    error::ApiError,
+    problem::{shortages, Problem, Shortage},
     store::{
         idempotency::{self, Claim, Stored},
         orders::{self, PlaceRequest, Placement, Status, Viewer},
@@ -50,21 +49,27 @@ pub struct Answer {
     pub cart_id: Option<Uuid>,
 }
 
+/// What a placed order is answered with (201 Created). The other answers are problems, whose
+/// status comes with them: the answer is stored as status and body because a replay must
+/// return exactly the first one, on any replica, even after a deployment.
+pub const PLACED: u16 = 201;
+
+fn problem(problem: Problem, detail: &str, extensions: &Map<String, Value>) -> (u16, Value) {
+    (problem.status(), problem.document(detail, extensions))
+}
+
 fn render(placement: &Placement) -> (u16, Value) {
     match placement {
-        Placement::Placed(order) => (StatusCode::CREATED.as_u16(), order.to_json()),
-        Placement::EmptyCart => {
-            let err = ApiError::unprocessable("empty_cart", "the cart is empty");
-            (err.status.as_u16(), err.body())
-        }
-        Placement::Short(shortages) => {
-            let list: Vec<Value> = shortages
-                .iter()
-                .map(|s| json!({ "sku": s.sku, "requested": s.requested, "available": s.available }))
-                .collect();
-            let err = ApiError::conflict("insufficient_stock", "not enough stock for every line; nothing was reserved")
-                .with("shortages", list);
-            (err.status.as_u16(), err.body())
+        Placement::Placed(order) => (PLACED, order.to_json()),
+        Placement::EmptyCart => problem(Problem::EmptyCart, "the cart is empty", &Map::new()),
+        Placement::Short(list) => {
+            let list: Vec<Shortage<'_>> =
+                list.iter().map(|s| Shortage { sku: &s.sku, requested: s.requested, available: s.available }).collect();
+            problem(
+                Problem::InsufficientStock,
+                "not enough stock for every line; nothing was reserved",
+                &shortages(&list),
+            )
         }
     }
 }
@@ -146,8 +151,9 @@ pub async fn place_batch(
         .iter()
         .map(|slot| {
             let Some(i) = *slot else {
-                let err = ApiError::unauthorized("unknown, expired or revoked session token");
-                return Answer { status: err.status.as_u16(), body: err.body(), replayed: false, cart_id: None };
+                let (status, body) =
+                    problem(Problem::Unauthorized, "unknown, expired or revoked session token", &Map::new());
+                return Answer { status, body, replayed: false, cart_id: None };
             };
             let first = !std::mem::replace(&mut answered[i], true);
             let cart_id = Some(owner[i].cart_id);
@@ -160,20 +166,32 @@ pub async fn place_batch(
                     Answer { status: *status, body: replayed[i].clone().unwrap_or_default(), replayed: true, cart_id }
                 }
                 _ => {
-                    let err = ApiError::conflict(
-                        "idempotency_in_progress",
+                    let (status, body) = problem(
+                        Problem::IdempotencyInProgress,
                         "a checkout with this Idempotency-Key is still running; retry",
+                        &Map::new(),
                     );
-                    Answer { status: err.status.as_u16(), body: err.body(), replayed: false, cart_id }
+                    Answer { status, body, replayed: false, cart_id }
                 }
             }
         })
         .collect())
 }
 
+/// Why a checkout got no answer from the queue; `routes/checkout/place.rs` says it over HTTP.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// The replica is stopping and takes no more checkouts.
+    ShuttingDown,
+    /// The worker went away before answering.
+    Lost,
+    /// The checkout, retried alone, failed in the database.
+    Database(sqlx::Error),
+}
+
 struct Job {
     request: CheckoutRequest,
-    reply: oneshot::Sender<Result<Answer, ApiError>>,
+    reply: oneshot::Sender<Result<Answer, Unanswered>>,
 }
 
 /// The replica's checkout queue and the workers that drain it in batches.
@@ -195,12 +213,10 @@ impl Checkouts {
 
     /// Places one checkout. It completes even if the caller stops waiting, so its answer is
     /// stored for the client's retry.
-    pub async fn place(&self, request: CheckoutRequest) -> Result<Answer, ApiError> {
+    pub async fn place(&self, request: CheckoutRequest) -> Result<Answer, Unanswered> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job { request, reply }).await.map_err(|_| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "this replica is stopping; retry")
-        })?;
-        answer.await.map_err(|_| ApiError::internal())?
+        self.queue.send(Job { request, reply }).await.map_err(|_| Unanswered::ShuttingDown)?;
+        answer.await.map_err(|_| Unanswered::Lost)?
     }
 }
 
@@ -244,7 +260,7 @@ async fn drain(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, pool: PgPool, settings
                 tracing::warn!(error = %e, batch = jobs.len(), "checkout batch failed; retrying one by one");
                 for job in jobs {
                     let single = place_on(&mut held, &pool, &settings, std::slice::from_ref(&job.request)).await;
-                    let _ = job.reply.send(single.map(|mut a| a.remove(0)).map_err(ApiError::from));
+                    let _ = job.reply.send(single.map(|mut a| a.remove(0)).map_err(Unanswered::Database));
                 }
             }
         }

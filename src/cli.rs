@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use secrecy::ExposeSecret;
+
 use crate::{
     config::{Settings, VARIABLES},
     embedded_pg::{write_private, EmbeddedPg},
@@ -97,7 +99,7 @@ pub fn main() -> ExitCode {
 /// The database to use: `DATABASE_URL`, or the private cluster (started here, stopped by the caller).
 fn database(settings: &Settings) -> Result<(String, Option<EmbeddedPg>), String> {
     match &settings.database_url {
-        Some(url) => Ok((url.clone(), None)),
+        Some(url) => Ok((url.expose_secret().to_owned(), None)),
         None => {
             let pg = EmbeddedPg::start(&settings.data_dir.join("pg"))?;
             Ok((pg.url("postgres"), Some(pg)))
@@ -142,7 +144,7 @@ async fn check_invariants(settings: &Settings, url: &str) -> Result<ExitCode, St
 async fn serve(settings: Settings, url: &str, apply_migrations: bool, embedded: bool) -> Result<ExitCode, String> {
     let admin_token = match (&settings.admin_token, embedded) {
         (Some(token), _) => token.clone(),
-        (None, true) => generated_admin_token(&settings)?,
+        (None, true) => generated_admin_token(&settings)?.into(),
         (None, false) => return Err("STOCKCART_ADMIN_TOKEN must be set when DATABASE_URL is set".into()),
     };
     if apply_migrations {
@@ -169,7 +171,8 @@ async fn serve(settings: Settings, url: &str, apply_migrations: bool, embedded: 
     let base = format!("http://{}:{}", settings.bind.ip(), app.port());
     if embedded {
         println!("stockcart serving on {base} (private PostgreSQL: {url})");
-        println!("admin token: {admin_token}");
+        // Printed on purpose: the embedded default generated it, and this is how its user learns it.
+        println!("admin token: {}", admin_token.expose_secret());
     } else {
         println!("stockcart serving on {base}");
     }

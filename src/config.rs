@@ -5,9 +5,13 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use secrecy::SecretString;
+
 use crate::domain::Currency;
 
-/// Every variable the service reads, with its default and meaning (printed by `--help`).
+/// Every variable the service reads, with its default and meaning: the one place a default is
+/// written. Parsing takes its defaults from here, `--help` prints it, and a test checks that
+/// the README's table says the same. A default in parentheses is a description, not a value.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_BIND", "127.0.0.1:8080", "address and port to listen on"),
     ("DATABASE_URL", "(unset)", "PostgreSQL URL; when unset, a private cluster is started in STOCKCART_DATA_DIR"),
@@ -36,8 +40,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
-    ("RUST_LOG", "info", "log filter (tracing-subscriber EnvFilter syntax)"),
+    ("RUST_LOG", "info,sqlx=warn", "log filter (tracing-subscriber EnvFilter syntax)"),
 ];
+
+/// The default of a variable, as `VARIABLES` writes it.
+pub fn default_of(name: &str) -> &'static str {
+    VARIABLES.iter().find(|(n, _, _)| *n == name).map(|(_, d, _)| *d).expect("every variable read is in VARIABLES")
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -45,13 +54,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// `Debug` prints the secrets (the admin token, and the database URL, which may carry a
+/// password) as `[REDACTED]`, so no log line or panic message can leak them.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub bind: SocketAddr,
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     pub data_dir: PathBuf,
     pub pool_size: u32,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     pub currency: Currency,
     pub session_ttl: Duration,
     pub payment_timeout: Duration,
@@ -76,24 +87,24 @@ impl Settings {
     /// Parses settings from any name -> value lookup; every error names the variable.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let parse_or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
-        let duration = |name: &str, default: &str| {
-            let raw = parse_or(name, default);
+        let parse_or = |name: &str| var(name).unwrap_or_else(|| default_of(name).to_owned());
+        let duration = |name: &str| {
+            let raw = parse_or(name);
             parse_duration(&raw).map_err(|e| format!("{name}={raw:?}: {e}"))
         };
-        let number = |name: &str, default: &str| {
-            let raw = parse_or(name, default);
+        let number = |name: &str| {
+            let raw = parse_or(name);
             raw.trim().parse::<u64>().map_err(|_| format!("{name}={raw:?}: expected a non-negative integer"))
         };
 
-        let bind_raw = parse_or("STOCKCART_BIND", "127.0.0.1:8080");
+        let bind_raw = parse_or("STOCKCART_BIND");
         let bind = parse_bind(&bind_raw).ok_or_else(|| {
             format!("STOCKCART_BIND={bind_raw:?}: expected an address like 127.0.0.1:8080 or localhost:8080")
         })?;
-        let currency_raw = parse_or("STOCKCART_CURRENCY", "EUR");
+        let currency_raw = parse_or("STOCKCART_CURRENCY");
         let currency = Currency::parse(&currency_raw)
             .map_err(|_| format!("STOCKCART_CURRENCY={currency_raw:?}: expected three capital letters, like EUR"))?;
-        let pool_size = number("STOCKCART_POOL_SIZE", "16")?;
+        let pool_size = number("STOCKCART_POOL_SIZE")?;
         if !(1..=1000).contains(&pool_size) {
             return Err(format!("STOCKCART_POOL_SIZE={pool_size}: expected 1 to 1000"));
         }
@@ -115,35 +126,35 @@ impl Settings {
                 _ => return Err(format!("STOCKCART_WORKERS={raw:?}: expected 1 to 256")),
             },
         };
-        let log_format = match parse_or("STOCKCART_LOG_FORMAT", "human").as_str() {
+        let log_format = match parse_or("STOCKCART_LOG_FORMAT").as_str() {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             other => return Err(format!("STOCKCART_LOG_FORMAT={other:?}: expected human or json")),
         };
-        let session_ttl = duration("STOCKCART_SESSION_TTL", "30d")?;
-        let payment_timeout = duration("STOCKCART_PAYMENT_TIMEOUT", "15m")?;
+        let session_ttl = duration("STOCKCART_SESSION_TTL")?;
+        let payment_timeout = duration("STOCKCART_PAYMENT_TIMEOUT")?;
         for (name, value) in [("STOCKCART_SESSION_TTL", session_ttl), ("STOCKCART_PAYMENT_TIMEOUT", payment_timeout)] {
             if value.is_zero() {
                 return Err(format!("{name}: must be longer than zero"));
             }
         }
-        let expiry_interval = duration("STOCKCART_EXPIRY_INTERVAL", "1s")?;
-        let purge_interval = duration("STOCKCART_PURGE_INTERVAL", "5m")?;
+        let expiry_interval = duration("STOCKCART_EXPIRY_INTERVAL")?;
+        let purge_interval = duration("STOCKCART_PURGE_INTERVAL")?;
         if expiry_interval.is_zero() || purge_interval.is_zero() {
             return Err("STOCKCART_EXPIRY_INTERVAL and STOCKCART_PURGE_INTERVAL must be longer than zero".into());
         }
 
-        let checkout_workers = number("STOCKCART_CHECKOUT_WORKERS", "1")?;
-        let checkout_batch = number("STOCKCART_CHECKOUT_BATCH", "64")?;
+        let checkout_workers = number("STOCKCART_CHECKOUT_WORKERS")?;
+        let checkout_batch = number("STOCKCART_CHECKOUT_BATCH")?;
         if !(1..=64).contains(&checkout_workers) || !(1..=1000).contains(&checkout_batch) {
             return Err("STOCKCART_CHECKOUT_WORKERS must be 1 to 64 and STOCKCART_CHECKOUT_BATCH 1 to 1000".into());
         }
 
-        let event_retention = duration("STOCKCART_EVENT_RETENTION", "30d")?;
+        let event_retention = duration("STOCKCART_EVENT_RETENTION")?;
         if event_retention.is_zero() {
             return Err("STOCKCART_EVENT_RETENTION: must be longer than zero".into());
         }
-        let stream_limit = number("STOCKCART_STREAM_LIMIT", "10000")?;
+        let stream_limit = number("STOCKCART_STREAM_LIMIT")?;
         if stream_limit > 1_000_000 {
             return Err(format!("STOCKCART_STREAM_LIMIT={stream_limit}: expected 0 to 1000000"));
         }
@@ -154,19 +165,19 @@ impl Settings {
             stream_limit: stream_limit as usize,
             checkout_workers: checkout_workers as usize,
             checkout_batch: checkout_batch as usize,
-            database_url: var("DATABASE_URL"),
-            data_dir: PathBuf::from(parse_or("STOCKCART_DATA_DIR", "./.stockcart")),
+            database_url: var("DATABASE_URL").map(SecretString::from),
+            data_dir: PathBuf::from(parse_or("STOCKCART_DATA_DIR")),
             pool_size: pool_size as u32,
-            admin_token,
+            admin_token: admin_token.map(SecretString::from),
             currency,
             session_ttl,
             payment_timeout,
-            cart_cache_capacity: number("STOCKCART_CART_CACHE", "10000")?,
-            cart_cache_idle: duration("STOCKCART_CART_CACHE_IDLE", "10m")?,
+            cart_cache_capacity: number("STOCKCART_CART_CACHE")?,
+            cart_cache_idle: duration("STOCKCART_CART_CACHE_IDLE")?,
             expiry_interval,
             purge_interval,
             workers,
-            shutdown_timeout: duration("STOCKCART_SHUTDOWN_TIMEOUT", "30s")?,
+            shutdown_timeout: duration("STOCKCART_SHUTDOWN_TIMEOUT")?,
             log_format,
         })
     }
@@ -214,6 +225,34 @@ mod tests {
         assert_eq!(s.session_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(s.payment_timeout, Duration::from_secs(15 * 60));
         assert_eq!(s.currency.as_str(), "EUR");
+    }
+
+    #[test]
+    fn the_readme_lists_every_variable_with_its_default() {
+        let readme = include_str!("../README.md");
+        let rows: HashMap<&str, &str> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((name, *cells.get(2)?))
+            })
+            .collect();
+        for (name, default, _) in VARIABLES {
+            let written = rows.get(name).unwrap_or_else(|| panic!("README.md's configuration table lacks {name}"));
+            assert_eq!(written.replace('`', ""), *default, "README.md's default of {name}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_secrets() {
+        let s = settings(&[
+            ("STOCKCART_ADMIN_TOKEN", "adm_do-not-print-me"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/stockcart"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("do-not-print-me") && !printed.contains("hunter2"), "{printed}");
     }
 
     #[test]

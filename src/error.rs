@@ -1,4 +1,5 @@
-//! Every failure the API reports is an `ApiError`, rendered as an RFC 9457 problem document.
+//! Every failure the API reports is an `ApiError`: a `Problem` (code, status, title), a
+//! detail and extension members, rendered as an RFC 9457 problem document.
 //!
 //! Database errors are mapped to API errors here and nowhere else: a constraint that fires
 //! is either a client-visible rule (mapped by name) or a bug, which is logged and answered
@@ -11,16 +12,18 @@ use actix_web::{
     },
     HttpResponse, ResponseError,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::domain::Invalid;
+use crate::{
+    domain::{Invalid, MAX_LINE_QUANTITY},
+    problem::{shortages, Problem, Shortage},
+};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub problem: Problem,
     pub detail: String,
     pub extensions: Map<String, Value>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -29,8 +32,19 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, code, detail: detail.into(), extensions: Map::new(), headers: Vec::new() }
+    pub fn new(problem: Problem, detail: impl Into<String>) -> ApiError {
+        let mut err = ApiError { problem, detail: detail.into(), extensions: Map::new(), headers: Vec::new() };
+        // Headers that every occurrence of the problem carries, so no call site can forget them.
+        match problem {
+            Problem::Unauthorized => err.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+            Problem::DatabaseUnavailable => err.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1"))),
+            _ => {}
+        }
+        err
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// Adds an extension member to the problem document (e.g. `shortages`).
@@ -47,8 +61,7 @@ impl ApiError {
     /// A 412 carrying the current representation, both as `current` and flattened, and its ETag.
     pub fn version_mismatch(current_version: i64, current: Value) -> ApiError {
         let mut err = ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "version_mismatch",
+            Problem::VersionMismatch,
             format!("If-Match does not name the current version, which is {current_version}"),
         )
         .with_header(header::ETAG, etag(current_version));
@@ -61,49 +74,35 @@ impl ApiError {
     }
 
     pub fn unauthorized(detail: &str) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+        ApiError::new(Problem::Unauthorized, detail)
     }
 
-    pub fn forbidden(detail: &str) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    /// 404 for a SKU that names no product (or cannot name one).
+    pub fn unknown_sku(sku: &str) -> ApiError {
+        ApiError::new(Problem::UnknownSku, format!("no product with sku {sku:?}"))
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, detail)
-    }
-
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, code, detail)
-    }
-
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
-    }
-
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    /// 409 for lines that ask for more than is available, with their `shortages`.
+    pub fn insufficient_stock(detail: impl Into<String>, list: &[Shortage<'_>]) -> ApiError {
+        let mut err = ApiError::new(Problem::InsufficientStock, detail);
+        err.extensions.extend(shortages(list));
+        err
     }
 
     pub fn invalid_query(detail: impl Into<String>) -> ApiError {
-        ApiError::bad_request("invalid_query", detail)
+        ApiError::new(Problem::InvalidQuery, detail)
     }
 
     pub fn unavailable(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", detail)
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        ApiError::new(Problem::DatabaseUnavailable, detail)
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "an unexpected error occurred; it has been logged",
-        )
+        ApiError::new(Problem::InternalError, "an unexpected error occurred; it has been logged")
     }
 
     pub fn body(&self) -> Value {
-        problem_body(self.status, self.code, &self.detail, &self.extensions)
+        self.problem.document(&self.detail, &self.extensions)
     }
 }
 
@@ -111,34 +110,19 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
 }
 
-pub fn problem_body(status: StatusCode, code: &str, detail: &str, extensions: &Map<String, Value>) -> Value {
-    let mut body = json!({
-        "type": format!("/problems/{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let fields = body.as_object_mut().expect("an object");
-    for (k, v) in extensions {
-        fields.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    body
-}
-
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(f, "{} {}: {}", self.problem.status(), self.problem.code(), self.detail)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.status());
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         for (name, value) in &self.headers {
             response.insert_header((name.clone(), value.clone()));
@@ -149,7 +133,7 @@ impl ResponseError for ApiError {
 
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> ApiError {
-        ApiError::unprocessable(invalid.code, invalid.detail)
+        ApiError::new(invalid.problem, invalid.detail)
     }
 }
 
@@ -186,9 +170,11 @@ impl From<sqlx::Error> for ApiError {
 fn constraint_to_error(constraint: &str) -> Option<ApiError> {
     match constraint {
         "stock_on_hand_covers_reserved" | "stock_reserved_nonnegative" => {
-            Some(ApiError::conflict("insufficient_stock", "not enough stock for this change"))
+            Some(ApiError::new(Problem::InsufficientStock, "not enough stock for this change"))
         }
-        "cart_lines_quantity" => Some(ApiError::unprocessable("invalid_quantity", "quantity must be 1 to 999")),
+        "cart_lines_quantity" => {
+            Some(ApiError::new(Problem::InvalidQuantity, format!("quantity must be 1 to {MAX_LINE_QUANTITY}")))
+        }
         _ => None,
     }
 }

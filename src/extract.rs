@@ -8,8 +8,9 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::{
-    domain::{ExpectedVersion, Invalid},
+    domain::{int_value, ExpectedVersion, Invalid},
     error::ApiError,
+    problem::Problem,
 };
 
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -41,11 +42,7 @@ impl FromRequest for LargeJsonBody {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("request body is larger than {} KiB", limit / 1024),
-    )
+    ApiError::new(Problem::PayloadTooLarge, format!("request body is larger than {} KiB", limit / 1024))
 }
 
 fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Future<Output = Result<Fields, ApiError>> {
@@ -57,8 +54,7 @@ fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Futu
     async move {
         if !is_json {
             return Err(ApiError::new(
-                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Problem::UnsupportedMediaType,
                 "send the body as Content-Type: application/json",
             ));
         }
@@ -68,17 +64,17 @@ fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Futu
         let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
         while let Some(chunk) = payload.next().await {
             let chunk =
-                chunk.map_err(|_| ApiError::bad_request("malformed_body", "the request body could not be read"))?;
+                chunk.map_err(|_| ApiError::new(Problem::MalformedBody, "the request body could not be read"))?;
             if bytes.len() + chunk.len() > limit {
                 return Err(too_large(limit));
             }
             bytes.extend_from_slice(&chunk);
         }
         let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+            .map_err(|e| ApiError::new(Problem::MalformedJson, format!("the body is not valid JSON: {e}")))?;
         match value {
             Value::Object(map) => Ok(Fields(map)),
-            _ => Err(ApiError::unprocessable("invalid_body", "the body must be a JSON object")),
+            _ => Err(ApiError::new(Problem::InvalidBody, "the body must be a JSON object")),
         }
     }
 }
@@ -92,15 +88,15 @@ impl Fields {
     }
 
     /// An optional integer member; `code` names the rule for a wrong type or range.
-    pub fn opt_int(&self, name: &str, code: &'static str) -> Result<Option<i64>, Invalid> {
+    pub fn opt_int(&self, name: &str, code: Problem) -> Result<Option<i64>, Invalid> {
         self.get(name).map(|v| int_value(v, name, code)).transpose()
     }
 
-    pub fn int(&self, name: &str, code: &'static str) -> Result<i64, Invalid> {
+    pub fn int(&self, name: &str, code: Problem) -> Result<i64, Invalid> {
         self.opt_int(name, code)?.ok_or_else(|| Invalid::new(code, format!("{name} is required")))
     }
 
-    pub fn opt_str(&self, name: &str, code: &'static str) -> Result<Option<&str>, Invalid> {
+    pub fn opt_str(&self, name: &str, code: Problem) -> Result<Option<&str>, Invalid> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -108,27 +104,8 @@ impl Fields {
         }
     }
 
-    pub fn str(&self, name: &str, code: &'static str) -> Result<&str, Invalid> {
+    pub fn str(&self, name: &str, code: Problem) -> Result<&str, Invalid> {
         self.opt_str(name, code)?.ok_or_else(|| Invalid::new(code, format!("{name} is required")))
-    }
-}
-
-/// Integers must be written as integers: `1.0` and `1e2` are `invalid_number`.
-pub fn int_value(value: &Value, name: &str, code: &'static str) -> Result<i64, Invalid> {
-    match value {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Ok(i)
-            } else if n.is_u64() {
-                Err(Invalid::new(code, format!("{name} is out of range")))
-            } else {
-                Err(Invalid::new(
-                    "invalid_number",
-                    format!("{name} must be written as an integer, without a fraction or exponent"),
-                ))
-            }
-        }
-        _ => Err(Invalid::new(code, format!("{name} must be an integer"))),
     }
 }
 
@@ -172,7 +149,7 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<ExpectedVersion>, ApiError> 
         Some(v) => v
             .to_str()
             .map(|s| Some(ExpectedVersion::parse(s)))
-            .map_err(|_| ApiError::bad_request("invalid_header", "If-Match is not valid")),
+            .map_err(|_| ApiError::new(Problem::InvalidHeader, "If-Match is not valid")),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cart_view;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -17,8 +18,10 @@ pub mod metrics;
 pub mod middleware;
 pub mod migrate;
 pub mod openapi;
+pub mod problem;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;

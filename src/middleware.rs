@@ -6,17 +6,17 @@ use std::time::Instant;
 use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderName, HeaderValue},
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        StatusCode,
+    },
     middleware::Next,
     web, HttpResponse,
 };
 use serde_json::Map;
 use tracing::Instrument;
 
-use crate::{
-    error::{problem_body, PROBLEM_JSON},
-    metrics::Metrics,
-};
+use crate::{error::PROBLEM_JSON, metrics::Metrics, problem::Problem};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -39,11 +39,7 @@ pub async fn observe(
     let head_bytes =
         req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
     if head_bytes > MAX_HEAD_BYTES {
-        let response = problem_response(
-            actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request_header_fields_too_large",
-            "the request head is larger than 16 KiB",
-        );
+        let response = problem_response(Problem::RequestHeaderFieldsTooLarge, "the request head is larger than 16 KiB");
         let mut res = req.into_response(response);
         res.headers_mut().insert(REQUEST_ID, request_id);
         return Ok(res);
@@ -84,21 +80,22 @@ fn is_problem(res: &ServiceResponse<BoxBody>) -> bool {
 /// Rewrites a bare error response of actix (empty or plain text) into a problem document.
 fn into_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    let (code, detail) = match status.as_u16() {
-        400 => ("bad_request", "the request could not be understood"),
-        404 => ("not_found", "no such resource"),
-        405 => ("method_not_allowed", "this method is not allowed on this resource"),
-        408 => ("request_timeout", "the request took too long to arrive"),
-        413 => ("payload_too_large", "the request body is too large"),
-        414 => ("uri_too_long", "the request URI is too long"),
-        415 => ("unsupported_media_type", "send the body as Content-Type: application/json"),
-        431 => ("request_header_fields_too_large", "the request head is too large"),
-        500 => ("internal_error", "an unexpected error occurred; it has been logged"),
-        503 => ("service_unavailable", "the service is unavailable; try again"),
-        s if s < 500 => ("client_error", "the request was refused"),
-        _ => ("server_error", "the server failed"),
+    let (problem, detail) = match status.as_u16() {
+        400 => (Problem::BadRequest, "the request could not be understood"),
+        404 => (Problem::NotFound, "no such resource"),
+        405 => (Problem::MethodNotAllowed, "this method is not allowed on this resource"),
+        408 => (Problem::RequestTimeout, "the request took too long to arrive"),
+        413 => (Problem::PayloadTooLarge, "the request body is too large"),
+        414 => (Problem::UriTooLong, "the request URI is too long"),
+        415 => (Problem::UnsupportedMediaType, "send the body as Content-Type: application/json"),
+        431 => (Problem::RequestHeaderFieldsTooLarge, "the request head is too large"),
+        500 => (Problem::InternalError, "an unexpected error occurred; it has been logged"),
+        503 => (Problem::ServiceUnavailable, "the service is unavailable; try again"),
+        s if s < 500 => (Problem::ClientError, "the request was refused"),
+        _ => (Problem::ServerError, "the server failed"),
     };
-    let body = problem_body(status, code, detail, &Map::new()).to_string();
+    // The catch-alls name whatever status actix answered; the others answer their own.
+    let body = problem.document_at(status.as_u16(), detail, &Map::new()).to_string();
     res.map_body(|head, _| {
         head.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         head.headers_mut().remove(header::CONTENT_LENGTH);
@@ -107,8 +104,9 @@ fn into_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 }
 
 /// Used where a handler must answer a problem by itself (e.g. the default service).
-pub fn problem_response(status: actix_web::http::StatusCode, code: &str, detail: &str) -> HttpResponse {
+pub fn problem_response(problem: Problem, detail: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-        .body(problem_body(status, code, detail, &Map::new()).to_string())
+        .body(problem.document(detail, &Map::new()).to_string())
 }

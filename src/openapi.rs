@@ -2,11 +2,12 @@
 //! `/docs` (no scripts, no fonts, nothing fetched: it works with no internet access).
 //!
 //! Written as a table next to the route table (`routes/mod.rs`); a test checks that every
-//! documented path answers something other than 404, so the two cannot drift apart.
+//! documented path answers something other than 404, so the two cannot drift apart. The
+//! problem codes come from `Problem::ALL`; a test checks each is documented on an operation.
 
 use serde_json::{json, Map, Value};
 
-use crate::events::types::TYPES;
+use crate::{domain::MAX_LINE_QUANTITY, events::types::TYPES, problem::Problem};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Auth {
@@ -37,6 +38,31 @@ const fn ep(
     Endpoint { method, path, auth, summary, body, ok, errors }
 }
 
+/// Problems any operation may answer, whatever it does: actix's own refusals (rewritten by the
+/// middleware) and failures of the server itself. Documented as each operation's `default`.
+const ANY_OPERATION: &[Problem] = &[
+    Problem::BadRequest,
+    Problem::NotFound,
+    Problem::MethodNotAllowed,
+    Problem::RequestTimeout,
+    Problem::UriTooLong,
+    Problem::RequestHeaderFieldsTooLarge,
+    Problem::ClientError,
+    Problem::InternalError,
+    Problem::ServerError,
+    Problem::ServiceUnavailable,
+];
+
+/// Problems of reading a JSON body (`extract.rs`), for every operation that takes one.
+const JSON_BODY: &[Problem] = &[
+    Problem::MalformedJson,
+    Problem::MalformedBody,
+    Problem::PayloadTooLarge,
+    Problem::UnsupportedMediaType,
+    Problem::InvalidBody,
+    Problem::InvalidNumber,
+];
+
 const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/healthz", Auth::None, "200 while the process runs", None, (200, "Status"), &[]),
     ep("get", "/readyz", Auth::None, "200 when the database answers and its schema is current", None, (200, "Status"), &[(503, "database_unavailable or schema_not_current")]),
@@ -61,7 +87,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("post", "/v1/cart/items", Auth::Session, "Add a quantity of a SKU to its line; honours If-Match", Some("AddItem"), (200, "Cart"), &[(404, "unknown_sku"), (409, "insufficient_stock"), (412, "version_mismatch"), (422, "invalid_sku, invalid_quantity, cart_full")]),
     ep("put", "/v1/cart/items/{sku}", Auth::Session, "Set a line's quantity; 0 removes it; honours If-Match", Some("SetItem"), (200, "Cart"), &[(404, "unknown_sku"), (409, "insufficient_stock"), (412, "version_mismatch"), (422, "invalid_quantity, cart_full")]),
     ep("delete", "/v1/cart/items/{sku}", Auth::Session, "Remove a line; honours If-Match", None, (200, "Cart"), &[(404, "unknown_sku"), (412, "version_mismatch")]),
-    ep("post", "/v1/checkout", Auth::Session, "Reserve every line and place an order, all or nothing. Requires Idempotency-Key (1..255 chars); a repeat replays the first answer with Idempotent-Replayed: true", None, (201, "Order"), &[(400, "idempotency_key_required, invalid_idempotency_key"), (409, "insufficient_stock (shortages[]), idempotency_in_progress"), (422, "empty_cart")]),
+    ep("post", "/v1/checkout", Auth::Session, "Reserve every line and place an order, all or nothing. Requires Idempotency-Key (1..255 chars); a repeat replays the first answer with Idempotent-Replayed: true", None, (201, "Order"), &[(400, "idempotency_key_required, invalid_idempotency_key"), (409, "insufficient_stock (shortages[]), idempotency_in_progress"), (422, "empty_cart"), (503, "shutting_down (retry on another replica)")]),
     ep("get", "/v1/orders", Auth::Session, "The session's (or its customer's) orders, newest first", None, (200, "OrderPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/orders/{id}", Auth::Session, "One of the caller's orders", None, (200, "Order"), &[(404, "unknown_order")]),
     ep("post", "/v1/orders/{id}/cancel", Auth::Session, "Cancel and release the reservation; repeating is 200", None, (200, "Order"), &[(404, "unknown_order"), (409, "invalid_transition")]),
@@ -105,7 +131,11 @@ fn schemas() -> Value {
             "currency": { "type": "string", "pattern": "^[A-Z]{3}$" } } },
         "Problem": { "type": "object", "description": "RFC 9457 problem document (application/problem+json)", "properties": {
             "type": { "type": "string" }, "title": { "type": "string" }, "status": int,
-            "detail": { "type": "string" }, "code": { "type": "string" } } },
+            "detail": { "type": "string" },
+            "code": { "type": "string", "enum": Problem::ALL.iter().map(|p| p.code()).collect::<Vec<_>>() } },
+            "x-problems": Problem::ALL.iter()
+                .map(|p| json!({ "code": p.code(), "status": p.status(), "title": p.title() }))
+                .collect::<Vec<_>>() },
         "Status": { "type": "object", "properties": { "status": { "type": "string" } } },
         "Text": { "type": "string" },
         "Object": { "type": "object" },
@@ -153,9 +183,9 @@ fn schemas() -> Value {
             "lines": { "type": "array", "items": line }, "item_count": int, "subtotal": money,
             "updated_at": { "type": "string", "format": "date-time" } } },
         "AddItem": { "type": "object", "required": ["sku", "quantity"], "properties": {
-            "sku": { "type": "string" }, "quantity": { "type": "integer", "minimum": 1, "maximum": 999 } } },
+            "sku": { "type": "string" }, "quantity": { "type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY } } },
         "SetItem": { "type": "object", "required": ["quantity"], "properties": {
-            "quantity": { "type": "integer", "minimum": 0, "maximum": 999 } } },
+            "quantity": { "type": "integer", "minimum": 0, "maximum": MAX_LINE_QUANTITY } } },
         "Order": { "type": "object", "properties": {
             "id": { "type": "string", "format": "uuid" },
             "status": { "type": "string", "enum": ["awaiting_payment", "paid", "shipped", "cancelled", "expired"] },
@@ -217,16 +247,27 @@ fn operation(e: &Endpoint) -> Value {
         };
         responses.insert(status.to_string(), entry);
     }
+    let if_match = e.body.is_some() || matches!(e.ok.1, "Cart" | "Level") && e.method != "get";
+    if e.body.is_some() {
+        add_problems(&mut responses, JSON_BODY, &problem);
+    }
+    if if_match {
+        add_problems(&mut responses, &[Problem::InvalidHeader], &problem);
+    }
+    if e.path.starts_with("/v1/") {
+        add_problems(&mut responses, &[Problem::DatabaseUnavailable], &problem);
+    }
     if e.auth != Auth::None {
-        responses.insert(
-            "401".into(),
-            json!({ "description": "code: unauthorized (missing or unknown token)", "content": problem }),
-        );
+        add_problems(&mut responses, &[Problem::Unauthorized], &problem);
     }
     if e.auth == Auth::Admin {
-        responses
-            .insert("403".into(), json!({ "description": "code: forbidden (a session token)", "content": problem }));
+        add_problems(&mut responses, &[Problem::Forbidden], &problem);
     }
+    let any: Vec<&str> = ANY_OPERATION.iter().map(|p| p.code()).collect();
+    responses.insert(
+        "default".into(),
+        json!({ "description": format!("code: {} (any operation)", any.join(", ")), "content": problem }),
+    );
     let mut parameters: Vec<Value> = e
         .path
         .split('/')
@@ -259,7 +300,7 @@ fn operation(e: &Endpoint) -> Value {
     if e.path == "/v1/checkout" {
         parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 255 } }));
     }
-    if e.body.is_some() || matches!(e.ok.1, "Cart" | "Level") && e.method != "get" {
+    if if_match {
         parameters.push(json!({ "name": "If-Match", "in": "header", "required": e.path == "/v1/admin/inventory/{sku}", "schema": { "type": "string" }, "description": "\"<version>\" from an ETag" }));
     }
     let mut op = json!({ "summary": e.summary, "parameters": parameters, "responses": responses });
@@ -273,6 +314,22 @@ fn operation(e: &Endpoint) -> Value {
         Auth::Admin => op["security"] = json!([{ "admin": [] }]),
     }
     op
+}
+
+/// Adds problems to the responses of their statuses, after the codes already listed there.
+fn add_problems(responses: &mut Map<String, Value>, problems: &[Problem], content: &Value) {
+    for p in problems {
+        let entry = responses
+            .entry(p.status().to_string())
+            .or_insert_with(|| json!({ "description": "code:", "content": content }));
+        let description = entry["description"].as_str().unwrap_or("code:");
+        let joined = if description.ends_with(':') {
+            format!("{description} {}", p.code())
+        } else {
+            format!("{description}, {}", p.code())
+        };
+        entry["description"] = Value::from(joined);
+    }
 }
 
 pub fn document() -> Value {
@@ -345,4 +402,56 @@ pub fn html() -> String {
          <h2>Schemas</h2><pre>{}</pre></body></html>",
         escape(&schemas)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// The codes named in the operations' error responses.
+    fn documented_codes(doc: &Value) -> HashSet<String> {
+        let mut codes = HashSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    let description = response["description"].as_str().unwrap_or("");
+                    if status.starts_with('2') {
+                        continue;
+                    }
+                    let words = description.split(|c: char| !(c.is_ascii_lowercase() || c == '_'));
+                    codes.extend(words.filter(|w| !w.is_empty()).map(str::to_owned));
+                }
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn every_problem_code_is_listed_and_documented_on_an_operation() {
+        let doc = document();
+        let listed: Vec<&str> = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let documented = documented_codes(&doc);
+        for p in Problem::ALL {
+            assert!(listed.contains(&p.code()), "{} is not in the Problem schema", p.code());
+            assert!(documented.contains(p.code()), "{} is not documented on any operation", p.code());
+        }
+    }
+
+    #[test]
+    fn every_documented_code_is_a_problem() {
+        let known: HashSet<&str> = Problem::ALL.iter().map(|p| p.code()).collect();
+        for code in documented_codes(&document()) {
+            // Codes are the snake_case words; the prose around them has none.
+            if code.contains('_') {
+                assert!(known.contains(code.as_str()), "{code} is documented but is no Problem");
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use secrecy::SecretString;
 use std::str::FromStr;
 
 use sqlx::{
@@ -11,22 +12,9 @@ use sqlx::{
 };
 
 use crate::{
-    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, middleware, routes, tasks,
+    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, middleware, routes,
+    state::AppState, tasks,
 };
-
-/// What every handler can reach. Cheap to clone; one per app instance (replica).
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Arc<Settings>,
-    pub admin_token: String,
-    pub carts: CartCache,
-    pub checkouts: Checkouts,
-    pub metrics: web::Data<Metrics>,
-    /// This replica's one reader of the event log, shared by all its stream clients.
-    pub events: Arc<Hub>,
-}
-
-pub type State = web::Data<AppState>;
 
 pub struct Application {
     port: u16,
@@ -84,7 +72,7 @@ async fn stop_requested() {
 
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and starts the background tasks.
-    pub fn build(settings: Settings, pool: PgPool, admin_token: String) -> std::io::Result<Application> {
+    pub fn build(settings: Settings, pool: PgPool, admin_token: SecretString) -> std::io::Result<Application> {
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::default());

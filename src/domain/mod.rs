@@ -1,6 +1,6 @@
 //! Domain types that parse, rather than validate: holding a `Sku` proves it is well formed.
 //!
-//! A parse failure is an `Invalid`: the stable `code` of the rule it broke and a sentence
+//! A parse failure is an `Invalid`: the `Problem` naming the rule it broke and a sentence
 //! for humans. The HTTP layer turns it into a 422 problem (see `error.rs`).
 
 mod money;
@@ -15,16 +15,38 @@ pub use sku::Sku;
 pub use token::{SessionToken, TokenHash};
 pub use version::ExpectedVersion;
 
+use crate::problem::Problem;
+
 /// A rule broken by client input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    pub code: &'static str,
+    pub problem: Problem,
     pub detail: String,
 }
 
 impl Invalid {
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Invalid {
-        Invalid { code, detail: detail.into() }
+    pub fn new(problem: Problem, detail: impl Into<String>) -> Invalid {
+        Invalid { problem, detail: detail.into() }
+    }
+}
+
+/// A JSON integer member. Integers must be written as integers: `1.0` and `1e2` are
+/// `invalid_number`. A domain rule, not an HTTP one: prices inside a body parse with it too.
+pub fn int_value(value: &serde_json::Value, name: &str, code: Problem) -> Result<i64, Invalid> {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i)
+            } else if n.is_u64() {
+                Err(Invalid::new(code, format!("{name} is out of range")))
+            } else {
+                Err(Invalid::new(
+                    Problem::InvalidNumber,
+                    format!("{name} must be written as an integer, without a fraction or exponent"),
+                ))
+            }
+        }
+        _ => Err(Invalid::new(code, format!("{name} must be an integer"))),
     }
 }
 
@@ -41,7 +63,7 @@ pub fn parse_reference(raw: &str) -> Result<String, Invalid> {
     let count = raw.chars().count();
     if count == 0 || count > 200 || raw.chars().any(char::is_control) {
         return Err(Invalid::new(
-            "invalid_reference",
+            Problem::InvalidReference,
             "reference must be 1 to 200 characters without control characters",
         ));
     }
@@ -53,7 +75,7 @@ pub fn parse_product_name(raw: &str) -> Result<String, Invalid> {
     let count = raw.chars().count();
     if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
         return Err(Invalid::new(
-            "invalid_name",
+            Problem::InvalidName,
             "name must be 1 to 200 characters, not blank, without control characters",
         ));
     }
@@ -64,7 +86,7 @@ pub fn parse_product_name(raw: &str) -> Result<String, Invalid> {
 pub fn parse_customer_id(raw: &str) -> Result<String, Invalid> {
     let count = raw.chars().count();
     if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
-        return Err(Invalid::new("invalid_customer_id", "customer_id must be 1 to 200 characters"));
+        return Err(Invalid::new(Problem::InvalidCustomerId, "customer_id must be 1 to 200 characters"));
     }
     Ok(raw.to_owned())
 }

@@ -1,3 +1,4 @@
+use crate::problem::Problem;
 use serde::Serialize;
 
 use super::Invalid;
@@ -15,7 +16,7 @@ impl Currency {
         if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Currency(raw.to_owned()))
         } else {
-            Err(Invalid::new("invalid_currency", "currency must be three capital letters, like EUR"))
+            Err(Invalid::new(Problem::InvalidCurrency, "currency must be three capital letters, like EUR"))
         }
     }
 
@@ -41,18 +42,21 @@ impl Money {
     /// Parses a price for this deployment: an integer amount of minor units in `currency`.
     pub fn parse_price(value: Option<&serde_json::Value>, currency: &Currency) -> Result<Money, Invalid> {
         let invalid = || {
-            Invalid::new("invalid_price", "price must be {\"amount\": <integer minor units>, \"currency\": \"EUR\"}")
+            Invalid::new(
+                Problem::InvalidPrice,
+                "price must be {\"amount\": <integer minor units>, \"currency\": \"EUR\"}",
+            )
         };
         let fields = value.and_then(|v| v.as_object()).ok_or_else(invalid)?;
         let amount = fields.get("amount").ok_or_else(invalid)?;
-        let amount = crate::extract::int_value(amount, "price.amount", "invalid_price")?;
+        let amount = super::int_value(amount, "price.amount", Problem::InvalidPrice)?;
         if !(0..=MAX_PRICE).contains(&amount) {
-            return Err(Invalid::new("invalid_price", format!("price.amount must be 0 to {MAX_PRICE}")));
+            return Err(Invalid::new(Problem::InvalidPrice, format!("price.amount must be 0 to {MAX_PRICE}")));
         }
         let code = fields.get("currency").and_then(|c| c.as_str()).ok_or_else(invalid)?;
         if code != currency.as_str() {
             return Err(Invalid::new(
-                "currency_mismatch",
+                Problem::CurrencyMismatch,
                 format!("this deployment sells in {}; the price is in {code:?}", currency.as_str()),
             ));
         }

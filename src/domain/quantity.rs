@@ -1,4 +1,5 @@
 use super::Invalid;
+use crate::problem::Problem;
 
 pub const MAX_LINE_QUANTITY: i64 = 999;
 pub const MAX_CART_LINES: i64 = 100;
@@ -12,7 +13,7 @@ impl Quantity {
         if (1..=MAX_LINE_QUANTITY).contains(&n) {
             Ok(Quantity(n as i32))
         } else {
-            Err(Invalid::new("invalid_quantity", format!("quantity must be 1 to {MAX_LINE_QUANTITY}")))
+            Err(Invalid::new(Problem::InvalidQuantity, format!("quantity must be 1 to {MAX_LINE_QUANTITY}")))
         }
     }
 

@@ -1,3 +1,4 @@
+use crate::problem::Problem;
 use std::fmt;
 
 use super::Invalid;
@@ -13,7 +14,7 @@ impl Sku {
         if ok {
             Ok(Sku(raw.to_owned()))
         } else {
-            Err(Invalid::new("invalid_sku", "sku must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"))
+            Err(Invalid::new(Problem::InvalidSku, "sku must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"))
         }
     }
 
@@ -45,7 +46,7 @@ mod tests {
     #[test]
     fn rejects_everything_else() {
         for bad in ["", "a b", "ä", "a/b", "a%20", &"a".repeat(65)] {
-            assert_eq!(Sku::parse(bad).unwrap_err().code, "invalid_sku", "{bad:?}");
+            assert_eq!(Sku::parse(bad).unwrap_err().problem, Problem::InvalidSku, "{bad:?}");
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Operations endpoints: health, readiness, metrics, the OpenAPI document and its docs page.
 
-use actix_web::{http::StatusCode, HttpResponse};
+use actix_web::HttpResponse;
 use serde_json::json;
 
 use crate::{
     auth::Admin, error::ApiResult, invariants, metrics::Gauges, middleware::problem_response, migrate, openapi,
-    startup::State,
+    problem::Problem, state::State,
 };
 
 pub async fn healthz() -> HttpResponse {
@@ -17,13 +17,12 @@ pub async fn readyz(state: State) -> HttpResponse {
     match migrate::status(&state.pool).await {
         Ok(status) if status.is_current() => super::ok(&json!({ "status": "ready" })),
         Ok(status) => problem_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "schema_not_current",
+            Problem::SchemaNotCurrent,
             &format!("the database schema is not current: {}", status.report().trim().replace('\n', "; ")),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            problem_response(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database does not answer")
+            problem_response(Problem::DatabaseUnavailable, "the database does not answer")
         }
     }
 }
@@ -48,7 +47,7 @@ pub async fn docs() -> HttpResponse {
 }
 
 pub async fn not_found() -> HttpResponse {
-    problem_response(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    problem_response(Problem::NotFound, "no such resource")
 }
 
 pub async fn invariants(_: Admin, state: State) -> ApiResult<HttpResponse> {
@@ -57,9 +56,5 @@ pub async fn invariants(_: Admin, state: State) -> ApiResult<HttpResponse> {
 }
 
 pub async fn method_not_allowed() -> HttpResponse {
-    problem_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this method is not allowed on this resource",
-    )
+    problem_response(Problem::MethodNotAllowed, "this method is not allowed on this resource")
 }

@@ -155,17 +155,6 @@ pub enum Refusal {
     OutOfRange,
 }
 
-impl Refusal {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::UnknownSku => "unknown_sku",
-            Refusal::InsufficientStock { .. } => "insufficient_stock",
-            Refusal::VersionMismatch => "version_mismatch",
-            Refusal::OutOfRange => "quantity_out_of_range",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct Failure {
     pub index: usize,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::{startup::AppState, store::orders};
+use crate::{state::AppState, store::orders};
 
 pub async fn run(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.settings.expiry_interval);

@@ -7,7 +7,7 @@ mod retention;
 
 use std::sync::Arc;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub use expiry::expire_due_orders;
 

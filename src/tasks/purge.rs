@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::{
-    startup::AppState,
+    state::AppState,
     store::{idempotency, sessions},
 };
 

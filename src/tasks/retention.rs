@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{startup::AppState, store::events};
+use crate::{state::AppState, store::events};
 
 /// Often enough that the log never holds much more than the retention, rarely enough to cost
 /// nothing: a tenth of the retention, between 1 s and 1 min.

@@ -1,12 +1,13 @@
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{insufficient, unknown_sku, CartWrite};
+use super::{insufficient, CartWrite};
 use crate::{
     auth::SessionBearer,
     domain::{Invalid, Quantity, Sku, MAX_CART_LINES, MAX_LINE_QUANTITY},
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     extract::JsonBody,
-    startup::State,
+    problem::Problem,
+    state::State,
     store::carts,
 };
 
@@ -17,18 +18,18 @@ pub async fn handle(
     req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    let sku = Sku::parse(body.str("sku", "invalid_sku")?)?;
-    let quantity = Quantity::parse(body.int("quantity", "invalid_quantity")?)?;
+    let sku = Sku::parse(body.str("sku", Problem::InvalidSku)?)?;
+    let quantity = Quantity::parse(body.int("quantity", Problem::InvalidQuantity)?)?;
 
     let (mut write, mut cart, product) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
-    let product = product.ok_or_else(|| unknown_sku(sku.as_str()))?;
+    let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
     let current = cart.quantity_of(sku.as_str());
     let new_quantity = i64::from(current.unwrap_or(0)) + i64::from(quantity.get());
     if new_quantity > MAX_LINE_QUANTITY {
-        return Err(Invalid::new("invalid_quantity", format!("a line holds at most {MAX_LINE_QUANTITY}")).into());
+        return Err(Invalid::new(Problem::InvalidQuantity, format!("a line holds at most {MAX_LINE_QUANTITY}")).into());
     }
     if current.is_none() && cart.lines.len() as i64 >= MAX_CART_LINES {
-        return Err(Invalid::new("cart_full", format!("a cart holds at most {MAX_CART_LINES} lines")).into());
+        return Err(Invalid::new(Problem::CartFull, format!("a cart holds at most {MAX_CART_LINES} lines")).into());
     }
     if new_quantity > product.available {
         return Err(insufficient(sku.as_str(), new_quantity, product.available));

@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::CartWrite;
-use crate::{auth::SessionBearer, error::ApiResult, startup::State, store::carts};
+use crate::{auth::SessionBearer, error::ApiResult, state::State, store::carts};
 
 /// `DELETE /v1/cart`: the empty cart.
 pub async fn handle(SessionBearer(token): SessionBearer, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {

@@ -1,10 +1,10 @@
 use actix_web::HttpResponse;
 
-use super::{cached_response, cart_response};
 use crate::{
     auth::Shopper,
+    cart_view::{cached_response, cart_response},
     error::{ApiError, ApiResult},
-    startup::State,
+    state::State,
     store::carts,
 };
 

@@ -8,39 +8,22 @@ pub mod get;
 pub mod remove_item;
 pub mod set_item;
 
-use actix_web::{http::header, web::Bytes, HttpRequest, HttpResponse};
-use serde_json::json;
+use actix_web::{HttpRequest, HttpResponse};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    cache::CachedCart,
+    cart_view::cart_response,
     domain::{ExpectedVersion, TokenHash},
-    error::{etag, ApiError, ApiResult},
+    error::{ApiError, ApiResult},
     extract::if_match,
-    startup::AppState,
+    problem::Shortage,
+    state::AppState,
     store::{
         carts::{self, CartView, LineProduct, LockedCart},
         sessions,
     },
 };
-
-/// Answers a cart with its ETag, and keeps the assembled body for the next read.
-pub fn cart_response(state: &AppState, cart: &CartView) -> HttpResponse {
-    let body = Bytes::from(cart.to_json(state.settings.currency.as_str()).to_string());
-    state.carts.put(
-        cart.id,
-        CachedCart { version: cart.version, catalog_revision: cart.catalog_revision, body: body.clone() },
-    );
-    cached_response(cart.version, body)
-}
-
-pub fn cached_response(version: i64, body: Bytes) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(version)))
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(body)
-}
 
 /// One change of a cart, from lock to answer: BEGIN, one statement that authenticates the
 /// session, locks and bumps its cart and reads it (lines, prices, the product to change), the
@@ -140,14 +123,12 @@ impl CartWrite {
 /// 409 for a line that would exceed what is available now (a soft check: checkout holds the
 /// hard guarantee).
 fn insufficient(sku: &str, requested: i64, available: i64) -> ApiError {
-    ApiError::conflict("insufficient_stock", format!("only {available} of {sku} are available"))
-        .with("shortages", json!([{ "sku": sku, "requested": requested, "available": available }]))
+    ApiError::insufficient_stock(
+        format!("only {available} of {sku} are available"),
+        &[Shortage { sku, requested, available }],
+    )
 }
 
 fn unknown_session() -> ApiError {
     ApiError::unauthorized("unknown, expired or revoked session token")
-}
-
-fn unknown_sku(sku: &str) -> ApiError {
-    ApiError::not_found("unknown_sku", format!("no product with sku {sku:?}"))
 }

@@ -1,7 +1,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{unknown_sku, CartWrite};
-use crate::{auth::SessionBearer, domain::Sku, error::ApiResult, startup::State, store::carts};
+use super::CartWrite;
+use crate::{
+    auth::SessionBearer,
+    domain::Sku,
+    error::{ApiError, ApiResult},
+    state::State,
+    store::carts,
+};
 
 /// `DELETE /v1/cart/items/{sku}`: the cart without that line (removing an absent line is fine).
 pub async fn handle(
@@ -10,7 +16,7 @@ pub async fn handle(
     req: HttpRequest,
     sku: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
+    let sku = Sku::parse(&sku).map_err(|_| ApiError::unknown_sku(&sku))?;
     let (mut write, mut cart, _) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
     let cart_id = write.cart_id();
     carts::remove_line(write.conn(), cart_id, sku.as_str()).await?;

@@ -1,12 +1,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{insufficient, unknown_sku, CartWrite};
+use super::{insufficient, CartWrite};
 use crate::{
     auth::SessionBearer,
     domain::{Invalid, Quantity, Sku, MAX_CART_LINES, MAX_LINE_QUANTITY},
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     extract::JsonBody,
-    startup::State,
+    problem::Problem,
+    state::State,
     store::carts,
 };
 
@@ -18,18 +19,17 @@ pub async fn handle(
     sku: web::Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
-    let sku = Sku::parse(&sku).map_err(|_| unknown_sku(&sku))?;
-    let raw = body.int("quantity", "invalid_quantity")?;
+    let sku = Sku::parse(&sku).map_err(|_| ApiError::unknown_sku(&sku))?;
+    let raw = body.int("quantity", Problem::InvalidQuantity)?;
     let quantity = match raw {
         0 => None,
-        n => Some(
-            Quantity::parse(n)
-                .map_err(|_| Invalid::new("invalid_quantity", format!("quantity must be 0 to {MAX_LINE_QUANTITY}")))?,
-        ),
+        n => Some(Quantity::parse(n).map_err(|_| {
+            Invalid::new(Problem::InvalidQuantity, format!("quantity must be 0 to {MAX_LINE_QUANTITY}"))
+        })?),
     };
 
     let (mut write, mut cart, product) = CartWrite::begin_with(&state, &token, &req, sku.as_str()).await?;
-    let product = product.ok_or_else(|| unknown_sku(sku.as_str()))?;
+    let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
     let cart_id = write.cart_id();
     match quantity {
         None => {
@@ -38,7 +38,9 @@ pub async fn handle(
         }
         Some(quantity) => {
             if cart.quantity_of(sku.as_str()).is_none() && cart.lines.len() as i64 >= MAX_CART_LINES {
-                return Err(Invalid::new("cart_full", format!("a cart holds at most {MAX_CART_LINES} lines")).into());
+                return Err(
+                    Invalid::new(Problem::CartFull, format!("a cart holds at most {MAX_CART_LINES} lines")).into()
+                );
             }
             if i64::from(quantity.get()) > product.available {
                 return Err(insufficient(sku.as_str(), quantity.get().into(), product.available));

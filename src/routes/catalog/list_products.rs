@@ -4,7 +4,7 @@ use crate::{
     domain::Sku,
     error::{ApiError, ApiResult},
     extract::{page, ListQuery},
-    startup::State,
+    state::State,
     store::products,
 };
 

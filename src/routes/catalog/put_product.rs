@@ -5,7 +5,8 @@ use crate::{
     domain::{parse_product_name, Invalid, Money, Sku, MAX_ON_HAND},
     error::ApiResult,
     extract::JsonBody,
-    startup::State,
+    problem::Problem,
+    state::State,
     store::products::{self, ProductInput},
 };
 
@@ -17,11 +18,11 @@ pub async fn handle(
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
     let sku = Sku::parse(&sku)?;
-    let name = parse_product_name(body.str("name", "invalid_name")?)?;
+    let name = parse_product_name(body.str("name", Problem::InvalidName)?)?;
     let price = Money::parse_price(body.get("price"), &state.settings.currency)?;
-    let low_stock_threshold = body.opt_int("low_stock_threshold", "invalid_threshold")?;
+    let low_stock_threshold = body.opt_int("low_stock_threshold", Problem::InvalidThreshold)?;
     if low_stock_threshold.is_some_and(|t| !(0..=MAX_ON_HAND).contains(&t)) {
-        return Err(Invalid::new("invalid_threshold", "low_stock_threshold must be 0 or more").into());
+        return Err(Invalid::new(Problem::InvalidThreshold, "low_stock_threshold must be 0 or more").into());
     }
 
     let mut tx = state.pool.begin().await?;

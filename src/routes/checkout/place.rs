@@ -6,9 +6,10 @@ use serde_json::Value;
 
 use crate::{
     auth::SessionBearer,
-    checkout::{Answer, CheckoutRequest},
+    checkout::{Answer, CheckoutRequest, Unanswered},
     error::{ApiError, ApiResult, PROBLEM_JSON},
-    startup::State,
+    problem::Problem,
+    state::State,
 };
 
 /// `POST /v1/checkout`: hands the checkout to the replica's coalescing queue (`checkout.rs`),
@@ -18,31 +19,41 @@ use crate::{
 /// The session is authenticated inside that transaction, with the rest of its batch.
 pub async fn handle(SessionBearer(token): SessionBearer, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
     let key = idempotency_key(&req)?;
-    let answer = state.checkouts.place(CheckoutRequest { token, key }).await?;
+    let answer = state.checkouts.place(CheckoutRequest { token, key }).await.map_err(unanswered)?;
     if let Some(cart_id) = answer.cart_id {
         state.carts.invalidate(cart_id);
     }
     Ok(respond(&answer))
 }
 
+/// A checkout the queue could not answer: the replica is stopping (the client retries
+/// elsewhere), or the database failed it (mapped like any database error).
+fn unanswered(reason: Unanswered) -> ApiError {
+    match reason {
+        Unanswered::ShuttingDown => ApiError::new(Problem::ShuttingDown, "this replica is stopping; retry"),
+        Unanswered::Lost => ApiError::internal(),
+        Unanswered::Database(e) => e.into(),
+    }
+}
+
 fn idempotency_key(req: &HttpRequest) -> ApiResult<String> {
     let Some(raw) = req.headers().get("idempotency-key") else {
-        return Err(ApiError::bad_request(
-            "idempotency_key_required",
+        return Err(ApiError::new(
+            Problem::IdempotencyKeyRequired,
             "send an Idempotency-Key header (1 to 255 characters)",
         ));
     };
     let key = raw
         .to_str()
-        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be visible ASCII"))?;
+        .map_err(|_| ApiError::new(Problem::InvalidIdempotencyKey, "Idempotency-Key must be visible ASCII"))?;
     if key.is_empty() {
-        return Err(ApiError::bad_request(
-            "idempotency_key_required",
+        return Err(ApiError::new(
+            Problem::IdempotencyKeyRequired,
             "send an Idempotency-Key header (1 to 255 characters)",
         ));
     }
     if key.len() > 255 {
-        return Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters"));
+        return Err(ApiError::new(Problem::InvalidIdempotencyKey, "Idempotency-Key must be 1 to 255 characters"));
     }
     Ok(key.to_owned())
 }

@@ -5,7 +5,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::{sse, types::parse_filter},
     extract::ListQuery,
-    startup::State,
+    state::State,
 };
 
 /// `GET /v1/admin/events/stream?types=&sku=`: every matching event as it commits, on any

@@ -6,7 +6,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::{hub::resource, types::parse_filter},
     extract::ListQuery,
-    startup::State,
+    state::State,
     store::events,
 };
 

@@ -6,7 +6,7 @@ pub mod public_stream;
 
 use actix_web::{http::header, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, problem::Problem};
 
 /// Where a stream resumes: `Last-Event-ID` (what browsers send on reconnect) or `?after=`.
 fn resume_from(req: &HttpRequest, after: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -31,10 +31,6 @@ fn stream_response(frames: tokio::sync::mpsc::Receiver<actix_web::web::Bytes>) -
 
 /// Past the replica's stream limit: another replica (or a later try) may have room.
 fn too_many_streams() -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        "stream_limit_reached",
-        "this replica serves as many event streams as it may; try again",
-    )
+    ApiError::new(Problem::StreamLimitReached, "this replica serves as many event streams as it may; try again")
     .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("2"))
 }

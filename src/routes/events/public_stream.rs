@@ -4,7 +4,7 @@ use crate::{
     domain::Sku,
     error::{ApiError, ApiResult},
     events::sse,
-    startup::State,
+    state::State,
     store::events,
 };
 

@@ -5,7 +5,7 @@ use crate::{
     auth::Admin,
     error::ApiResult,
     extract::{if_match, JsonBody},
-    startup::State,
+    state::State,
     store::stock::{self, Delta, MovementKind, StockChange},
 };
 

@@ -1,13 +1,14 @@
 use actix_web::HttpResponse;
 use serde_json::{json, Value};
 
-use super::parse_adjustment;
+use super::{parse_adjustment, refusal_problem};
 use crate::{
     auth::Admin,
     domain::Sku,
     error::{ApiError, ApiResult},
     extract::{Fields, LargeJsonBody},
-    startup::State,
+    problem::Problem,
+    state::State,
     store::stock::{self, Delta, MovementKind, Refusal, StockChange},
 };
 
@@ -21,8 +22,8 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
     let lines = match body.get("adjustments") {
         Some(Value::Array(lines)) if !lines.is_empty() && lines.len() <= MAX_BATCH => lines,
         _ => {
-            return Err(ApiError::unprocessable(
-                "invalid_batch",
+            return Err(ApiError::new(
+                Problem::InvalidBatch,
                 format!("adjustments must be an array of 1 to {MAX_BATCH} adjustments"),
             ))
         }
@@ -37,7 +38,7 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
                 let fields = Fields(map.clone());
                 Sku::parse(sku_raw.unwrap_or_default()).and_then(|sku| Ok((sku, parse_adjustment(&fields)?)))
             }
-            _ => Err(crate::domain::Invalid::new("invalid_body", "each adjustment must be an object")),
+            _ => Err(crate::domain::Invalid::new(Problem::InvalidBody, "each adjustment must be an object")),
         };
         match parsed {
             Ok((sku, input)) => changes.push(StockChange {
@@ -49,14 +50,14 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
                 order_id: None,
                 expected: None,
             }),
-            Err(invalid) => {
-                errors.push(json!({ "index": index, "sku": sku_raw, "code": invalid.code, "detail": invalid.detail }))
-            }
+            Err(invalid) => errors.push(
+                json!({ "index": index, "sku": sku_raw, "code": invalid.problem.code(), "detail": invalid.detail }),
+            ),
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_batch",
+        return Err(ApiError::new(
+            Problem::InvalidBatch,
             format!("{} adjustment(s) are invalid; nothing was applied", errors.len()),
         )
         .with("errors", errors));
@@ -70,13 +71,15 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
         }
         Err(failures) => {
             let only_stock = failures.iter().all(|f| matches!(f.refusal, Refusal::InsufficientStock { .. }));
-            let errors: Vec<Value> =
-                failures.iter().map(|f| json!({ "index": f.index, "sku": f.sku, "code": f.refusal.code() })).collect();
+            let errors: Vec<Value> = failures
+                .iter()
+                .map(|f| json!({ "index": f.index, "sku": f.sku, "code": refusal_problem(&f.refusal).code() }))
+                .collect();
             let detail = format!("{} adjustment(s) were refused; nothing was applied", errors.len());
             let err = if only_stock {
-                ApiError::conflict("insufficient_stock", detail)
+                ApiError::new(Problem::InsufficientStock, detail)
             } else {
-                ApiError::unprocessable("invalid_batch", detail)
+                ApiError::new(Problem::InvalidBatch, detail)
             };
             Err(err.with("errors", errors))
         }

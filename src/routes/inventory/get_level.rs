@@ -4,7 +4,7 @@ use super::{level_response, path_sku};
 use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
-    startup::State,
+    state::State,
     store::stock,
 };
 
@@ -12,8 +12,6 @@ use crate::{
 pub async fn handle(_: Admin, state: State, sku: web::Path<String>) -> ApiResult<HttpResponse> {
     let sku = path_sku(&sku)?;
     let mut conn = state.pool.acquire().await?;
-    let level = stock::level(&mut conn, sku.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_sku", format!("no product with sku {sku:?}")))?;
+    let level = stock::level(&mut conn, sku.as_str()).await?.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
     Ok(level_response(&level))
 }

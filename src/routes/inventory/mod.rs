@@ -7,9 +7,10 @@ pub mod set_level;
 use actix_web::{http::header, HttpResponse};
 
 use crate::{
-    domain::{Sku, ADJUSTMENT_REASONS, MAX_DELTA},
+    domain::{Sku, ADJUSTMENT_REASONS, MAX_DELTA, MAX_ON_HAND},
     error::{etag, ApiError},
     extract::Fields,
+    problem::{Problem, Shortage},
     store::stock::{Failure, Level, Refusal},
 };
 
@@ -20,24 +21,37 @@ fn level_response(level: &Level) -> HttpResponse {
 
 /// A SKU named in a path: one that cannot exist is simply not found.
 fn path_sku(raw: &str) -> Result<Sku, ApiError> {
-    Sku::parse(raw).map_err(|_| ApiError::not_found("unknown_sku", format!("no product with sku {raw:?}")))
+    Sku::parse(raw).map_err(|_| ApiError::unknown_sku(raw))
 }
 
 /// The answer to a refused change of one level.
 fn refusal_error(failure: Failure) -> ApiError {
     match failure.refusal {
-        Refusal::UnknownSku => ApiError::not_found("unknown_sku", format!("no product with sku {:?}", failure.sku)),
+        Refusal::UnknownSku => ApiError::unknown_sku(&failure.sku),
         Refusal::VersionMismatch => {
             let current = failure.current.expect("a version mismatch has a current level");
             ApiError::version_mismatch(current.version, serde_json::to_value(&current).unwrap_or_default())
         }
-        Refusal::InsufficientStock { requested, available } => ApiError::conflict(
-            "insufficient_stock",
+        // `requested` and `available` stay at the top level too, as they were before `shortages`.
+        Refusal::InsufficientStock { requested, available } => ApiError::insufficient_stock(
             "on_hand cannot fall below reserved: that stock is held by open orders",
+            &[Shortage { sku: &failure.sku, requested, available }],
         )
         .with("requested", requested)
         .with("available", available),
-        Refusal::OutOfRange => ApiError::unprocessable("quantity_out_of_range", "on_hand would exceed 10^12"),
+        Refusal::OutOfRange => {
+            ApiError::new(Problem::QuantityOutOfRange, format!("on_hand would exceed {MAX_ON_HAND}"))
+        }
+    }
+}
+
+/// The problem of a refused change, named here rather than by `store/`, which speaks no codes.
+fn refusal_problem(refusal: &Refusal) -> Problem {
+    match refusal {
+        Refusal::UnknownSku => Problem::UnknownSku,
+        Refusal::InsufficientStock { .. } => Problem::InsufficientStock,
+        Refusal::VersionMismatch => Problem::VersionMismatch,
+        Refusal::OutOfRange => Problem::QuantityOutOfRange,
     }
 }
 
@@ -50,17 +64,20 @@ struct AdjustmentInput {
 
 fn parse_adjustment(body: &Fields) -> Result<AdjustmentInput, crate::domain::Invalid> {
     use crate::domain::{parse_reference, Invalid};
-    let delta = body.int("delta", "invalid_delta")?;
+    let delta = body.int("delta", Problem::InvalidDelta)?;
     if delta == 0 || delta.abs() > MAX_DELTA {
         return Err(Invalid::new(
-            "invalid_delta",
+            Problem::InvalidDelta,
             format!("delta must be non-zero and at most {MAX_DELTA} in magnitude"),
         ));
     }
-    let reason = body.str("reason", "invalid_reason")?;
+    let reason = body.str("reason", Problem::InvalidReason)?;
     if !ADJUSTMENT_REASONS.contains(&reason) {
-        return Err(Invalid::new("invalid_reason", format!("reason must be one of {}", ADJUSTMENT_REASONS.join(", "))));
+        return Err(Invalid::new(
+            Problem::InvalidReason,
+            format!("reason must be one of {}", ADJUSTMENT_REASONS.join(", ")),
+        ));
     }
-    let reference = body.opt_str("reference", "invalid_reference")?.map(parse_reference).transpose()?;
+    let reference = body.opt_str("reference", Problem::InvalidReference)?.map(parse_reference).transpose()?;
     Ok(AdjustmentInput { delta, reason: reason.to_owned(), reference })
 }

@@ -5,7 +5,7 @@ use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
     extract::{page, ListQuery},
-    startup::State,
+    state::State,
     store::stock,
 };
 
@@ -23,7 +23,7 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest, sku: web::Path<Str
     };
     let mut conn = state.pool.acquire().await?;
     if stock::level(&mut conn, sku.as_str()).await?.is_none() {
-        return Err(ApiError::not_found("unknown_sku", format!("no product with sku {sku:?}")));
+        return Err(ApiError::unknown_sku(sku.as_str()));
     }
     let rows = stock::movements(&mut conn, sku.as_str(), after, query.limit + 1).await?;
     let next = (rows.len() as i64 > query.limit).then(|| rows[query.limit as usize - 1].id.to_string());

@@ -1,4 +1,4 @@
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{level_response, path_sku, refusal_error};
 use crate::{
@@ -6,7 +6,8 @@ use crate::{
     domain::{parse_reference, Invalid, MAX_ON_HAND},
     error::{ApiError, ApiResult},
     extract::{if_match, JsonBody},
-    startup::State,
+    problem::Problem,
+    state::State,
     store::stock::{self, Delta, MovementKind, StockChange},
 };
 
@@ -20,17 +21,13 @@ pub async fn handle(
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
     let sku = path_sku(&sku)?;
-    let on_hand = body.int("on_hand", "invalid_on_hand")?;
+    let on_hand = body.int("on_hand", Problem::InvalidOnHand)?;
     if !(0..=MAX_ON_HAND).contains(&on_hand) {
-        return Err(Invalid::new("invalid_on_hand", format!("on_hand must be 0 to {MAX_ON_HAND}")).into());
+        return Err(Invalid::new(Problem::InvalidOnHand, format!("on_hand must be 0 to {MAX_ON_HAND}")).into());
     }
-    let reference = body.opt_str("reference", "invalid_reference")?.map(parse_reference).transpose()?;
+    let reference = body.opt_str("reference", Problem::InvalidReference)?.map(parse_reference).transpose()?;
     let expected = if_match(&req)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "precondition_required",
-            "send If-Match: \"<version>\" from the level's ETag",
-        )
+        ApiError::new(Problem::PreconditionRequired, "send If-Match: \"<version>\" from the level's ETag")
     })?;
     let change = StockChange {
         sku: sku.into_string(),

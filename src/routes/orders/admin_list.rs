@@ -4,7 +4,7 @@ use crate::{
     auth::Admin,
     error::{ApiError, ApiResult},
     extract::ListQuery,
-    startup::State,
+    state::State,
     store::orders::{Status, Viewer},
 };
 

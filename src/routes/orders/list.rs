@@ -1,6 +1,6 @@
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::{auth::Shopper, error::ApiResult, extract::ListQuery, startup::State, store::orders::Viewer};
+use crate::{auth::Shopper, error::ApiResult, extract::ListQuery, state::State, store::orders::Viewer};
 
 /// `GET /v1/orders`: the session's orders, and its customer's when it is attached; newest first.
 pub async fn handle(shopper: Shopper, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {

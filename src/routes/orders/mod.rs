@@ -15,12 +15,13 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     extract::{page, ListQuery},
-    startup::AppState,
+    problem::Problem,
+    state::AppState,
     store::orders::{self, Order, Status, TransitionError, Viewer},
 };
 
 fn unknown_order() -> ApiError {
-    ApiError::not_found("unknown_order", "no such order")
+    ApiError::new(Problem::UnknownOrder, "no such order")
 }
 
 /// Ids that are not well formed are simply orders that do not exist.
@@ -36,8 +37,8 @@ fn transition_error(err: TransitionError) -> ApiError {
 }
 
 fn invalid_transition(from: Status, to: Status) -> ApiError {
-    ApiError::conflict(
-        "invalid_transition",
+    ApiError::new(
+        Problem::InvalidTransition,
         format!("an order that is {} cannot become {}", from.as_str(), to.as_str()),
     )
     .with("status", Value::from(from.as_str()))

@@ -6,7 +6,8 @@ use crate::{
     domain::parse_reference,
     error::ApiResult,
     extract::JsonBody,
-    startup::State,
+    problem::Problem,
+    state::State,
     store::orders::{Status, Viewer},
 };
 
@@ -18,7 +19,7 @@ pub async fn handle(
     JsonBody(body): JsonBody,
 ) -> ApiResult<HttpResponse> {
     let id = order_id(&id)?;
-    let reference = parse_reference(body.str("reference", "invalid_reference")?)?;
+    let reference = parse_reference(body.str("reference", Problem::InvalidReference)?)?;
     let order = change_status(&state, id, Viewer::Admin, Status::Paid, Some(&reference)).await?;
     Ok(crate::routes::ok(&order.to_json()))
 }

@@ -4,7 +4,7 @@ use super::{change_status, order_id};
 use crate::{
     auth::Admin,
     error::ApiResult,
-    startup::State,
+    state::State,
     store::orders::{Status, Viewer},
 };
 

@@ -4,7 +4,7 @@ use super::{order_id, transition_error, unknown_order};
 use crate::{
     auth::Shopper,
     error::ApiResult,
-    startup::State,
+    state::State,
     store::orders::{self, Viewer},
 };
 

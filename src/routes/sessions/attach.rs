@@ -2,11 +2,12 @@ use actix_web::HttpResponse;
 
 use crate::{
     auth::Admin,
+    cart_view::cart_response,
     domain::{parse_customer_id, TokenHash},
     error::{ApiError, ApiResult},
     extract::JsonBody,
-    routes::cart::cart_response,
-    startup::State,
+    problem::Problem,
+    state::State,
     store::{carts, sessions},
 };
 
@@ -15,8 +16,8 @@ use crate::{
 /// customer's cart and the session switches to it, so every session of the customer, on
 /// any replica, sees one cart. Repeating the call changes nothing.
 pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResult<HttpResponse> {
-    let token = body.str("token", "invalid_token")?;
-    let customer_id = parse_customer_id(body.str("customer_id", "invalid_customer_id")?)?;
+    let token = body.str("token", Problem::InvalidToken)?;
+    let customer_id = parse_customer_id(body.str("customer_id", Problem::InvalidCustomerId)?)?;
 
     let hash = TokenHash::of(token);
     let mut tx = state.pool.begin().await?;
@@ -29,11 +30,11 @@ pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResu
     }
     let (session_id, guest_cart, bound_to) = sessions::lock_by_hash(&mut tx, &hash)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_session", "no live session has this token"))?;
+        .ok_or_else(|| ApiError::new(Problem::UnknownSession, "no live session has this token"))?;
     let cart_id = match bound_to {
         Some(existing) if existing == customer_id => guest_cart,
         Some(_) => {
-            return Err(ApiError::conflict("session_already_attached", "this session belongs to another customer"))
+            return Err(ApiError::new(Problem::SessionAlreadyAttached, "this session belongs to another customer"))
         }
         None => {
             let customer_cart = carts::lock_customer_cart(&mut tx, &customer_id).await?;

@@ -1,7 +1,7 @@
 use actix_web::{http::StatusCode, HttpResponse};
 use serde_json::json;
 
-use crate::{error::ApiResult, startup::State, store::sessions, store::timestamp};
+use crate::{error::ApiResult, state::State, store::sessions, store::timestamp};
 
 /// `POST /v1/sessions`: a new session with an empty guest cart. The token is shown only here.
 pub async fn handle(state: State) -> ApiResult<HttpResponse> {

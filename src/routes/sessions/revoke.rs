@@ -1,6 +1,6 @@
 use actix_web::HttpResponse;
 
-use crate::{auth::Shopper, error::ApiResult, startup::State, store::sessions};
+use crate::{auth::Shopper, error::ApiResult, state::State, store::sessions};
 
 /// `DELETE /v1/session`: the row is gone once this answers, and every replica reads the
 /// session row on every request, so the token is refused everywhere from then on.

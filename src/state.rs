@@ -1,0 +1,28 @@
+//! What every handler and background task can reach: one `AppState` per app instance
+//! (replica).
+//!
+//! It lives apart from `startup.rs` so that the modules that read it (routes, extractors,
+//! tasks) do not import the module that wires them together: `startup` imports them, never
+//! the other way round, and no import cycle runs through the application's state.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::{cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics};
+
+/// Cheap to clone through `web::Data`; built once by `startup::Application::build`.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub admin_token: SecretString,
+    pub carts: CartCache,
+    pub checkouts: Checkouts,
+    pub metrics: web::Data<Metrics>,
+    /// This replica's one reader of the event log, shared by all its stream clients.
+    pub events: Arc<Hub>,
+}
+
+pub type State = web::Data<AppState>;

@@ -32,5 +32,5 @@ fn stream_response(frames: tokio::sync::mpsc::Receiver<actix_web::web::Bytes>) -
 /// Past the replica's stream limit: another replica (or a later try) may have room.
 fn too_many_streams() -> ApiError {
     ApiError::new(Problem::StreamLimitReached, "this replica serves as many event streams as it may; try again")
-    .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("2"))
+        .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("2"))
 }

@@ -37,6 +37,23 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_CHECKOUT_BATCH", "64", "most checkouts coalesced into one transaction"),
     ("STOCKCART_EVENT_RETENTION", "30d", "events are kept this long, then deleted (the ledger is kept forever)"),
     ("STOCKCART_STREAM_LIMIT", "10000", "event stream connections per replica; past it, 503 with Retry-After"),
+    (
+        "STOCKCART_WEBHOOK_RETRY_SCHEDULE",
+        "5s,5m,30m,2h,5h,10h,14h,20h,24h",
+        "waits between a webhook delivery's attempts (each with up to 10% jitter); after the last it fails",
+    ),
+    ("STOCKCART_WEBHOOK_TIMEOUT", "10s", "a webhook attempt without a 2xx answer by then has failed"),
+    ("STOCKCART_WEBHOOK_CONCURRENCY", "4", "webhook requests in flight per endpoint and replica"),
+    (
+        "STOCKCART_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "true lets webhooks reach loopback, private and link-local addresses (tests, private networks)",
+    ),
+    (
+        "STOCKCART_SECRET_KEY",
+        "(derived from STOCKCART_ADMIN_TOKEN)",
+        "key that seals webhook secrets in the database (16+ characters; the same on every replica)",
+    ),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
@@ -74,6 +91,11 @@ pub struct Settings {
     pub checkout_batch: usize,
     pub event_retention: Duration,
     pub stream_limit: usize,
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub webhook_timeout: Duration,
+    pub webhook_concurrency: usize,
+    pub webhook_allow_private: bool,
+    pub secret_key: Option<SecretString>,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
@@ -159,8 +181,37 @@ impl Settings {
             return Err(format!("STOCKCART_STREAM_LIMIT={stream_limit}: expected 0 to 1000000"));
         }
 
+        let schedule_raw = parse_or("STOCKCART_WEBHOOK_RETRY_SCHEDULE");
+        let webhook_retry_schedule = schedule_raw
+            .split(',')
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("STOCKCART_WEBHOOK_RETRY_SCHEDULE={schedule_raw:?}: {e}"))?;
+        let webhook_timeout = duration("STOCKCART_WEBHOOK_TIMEOUT")?;
+        if webhook_timeout.is_zero() {
+            return Err("STOCKCART_WEBHOOK_TIMEOUT: must be longer than zero".into());
+        }
+        let webhook_concurrency = number("STOCKCART_WEBHOOK_CONCURRENCY")?;
+        if !(1..=256).contains(&webhook_concurrency) {
+            return Err(format!("STOCKCART_WEBHOOK_CONCURRENCY={webhook_concurrency}: expected 1 to 256"));
+        }
+        let webhook_allow_private = match parse_or("STOCKCART_WEBHOOK_ALLOW_PRIVATE").trim() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => return Err(format!("STOCKCART_WEBHOOK_ALLOW_PRIVATE={other:?}: expected true or false")),
+        };
+        let secret_key = var("STOCKCART_SECRET_KEY");
+        if secret_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err("STOCKCART_SECRET_KEY: expected at least 16 characters".into());
+        }
+
         Ok(Settings {
             bind,
+            webhook_retry_schedule,
+            webhook_timeout,
+            webhook_concurrency: webhook_concurrency as usize,
+            webhook_allow_private,
+            secret_key: secret_key.map(SecretString::from),
             event_retention,
             stream_limit: stream_limit as usize,
             checkout_workers: checkout_workers as usize,

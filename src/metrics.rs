@@ -42,6 +42,20 @@ pub struct Metrics {
     pub listen_reconnects: AtomicU64,
     /// From an event's transaction to its frame leaving for a client.
     event_lag: Mutex<Histogram>,
+    webhooks: Mutex<WebhookFigures>,
+}
+
+#[derive(Default)]
+struct WebhookFigures {
+    succeeded: u64,
+    /// Attempts that failed and will be retried.
+    retried: u64,
+    /// Deliveries that failed for good (schedule exhausted, or 410).
+    failed: u64,
+    /// From planning to the receiver's 2xx.
+    latency: Histogram,
+    /// Pending deliveries per endpoint, as last counted.
+    depths: Vec<(uuid::Uuid, i64)>,
 }
 
 /// Gauges read at scrape time from their owners.
@@ -63,6 +77,25 @@ impl Metrics {
     pub fn event_sent(&self, lag: Duration) {
         self.events_delivered.fetch_add(1, Ordering::Relaxed);
         self.event_lag.lock().unwrap_or_else(|e| e.into_inner()).record(lag.as_secs_f64());
+    }
+
+    pub fn webhook_delivered(&self, latency: Duration) {
+        let mut w = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        w.succeeded += 1;
+        w.latency.record(latency.as_secs_f64());
+    }
+
+    pub fn webhook_attempt_failed(&self, for_good: bool) {
+        let mut w = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        if for_good {
+            w.failed += 1;
+        } else {
+            w.retried += 1;
+        }
+    }
+
+    pub fn set_webhook_depths(&self, depths: Vec<(uuid::Uuid, i64)>) {
+        self.webhooks.lock().unwrap_or_else(|e| e.into_inner()).depths = depths;
     }
 
     pub fn cache_hit(&self) {
@@ -155,6 +188,30 @@ impl Metrics {
         let _ = writeln!(out, "stockcart_event_lag_seconds_bucket{{le=\"+Inf\"}} {}", lag.count);
         let _ = writeln!(out, "stockcart_event_lag_seconds_sum {}", lag.sum);
         let _ = writeln!(out, "stockcart_event_lag_seconds_count {}", lag.count);
+        drop(lag);
+        let w = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write!(
+            out,
+            "# HELP stockcart_webhook_attempts_total Webhook delivery attempts by outcome.\n\
+             # TYPE stockcart_webhook_attempts_total counter\n\
+             stockcart_webhook_attempts_total{{outcome=\"succeeded\"}} {}\n\
+             stockcart_webhook_attempts_total{{outcome=\"retried\"}} {}\n\
+             stockcart_webhook_attempts_total{{outcome=\"failed\"}} {}\n\
+             # HELP stockcart_webhook_queue_depth Pending deliveries per endpoint (all replicas).\n\
+             # TYPE stockcart_webhook_queue_depth gauge\n",
+            w.succeeded, w.retried, w.failed
+        );
+        for (endpoint, n) in &w.depths {
+            let _ = writeln!(out, "stockcart_webhook_queue_depth{{endpoint=\"{endpoint}\"}} {n}");
+        }
+        out.push_str("# HELP stockcart_webhook_delivery_seconds From planning a delivery to the receiver's 2xx.\n");
+        out.push_str("# TYPE stockcart_webhook_delivery_seconds histogram\n");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "stockcart_webhook_delivery_seconds_bucket{{le=\"{le}\"}} {}", w.latency.buckets[i]);
+        }
+        let _ = writeln!(out, "stockcart_webhook_delivery_seconds_bucket{{le=\"+Inf\"}} {}", w.latency.count);
+        let _ = writeln!(out, "stockcart_webhook_delivery_seconds_sum {}", w.latency.sum);
+        let _ = writeln!(out, "stockcart_webhook_delivery_seconds_count {}", w.latency.count);
         out
     }
 }

@@ -97,6 +97,14 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/v1/admin/events", Auth::Admin, "The event log, oldest first: events with id > after (default 0), filtered by ?types= (comma-separated; a family as stock.* or order.*) and ?sku=; next is the id to pass as after. Includes every write acknowledged before the request, on any replica.", None, (200, "EventPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/admin/events/stream", Auth::Admin, "Server-sent events: the same events as they commit, on any replica (id: <event id>, event: <type>, data: <the event JSON>). Starts with retry: 2000; a comment at least every 15 s. Resumes after Last-Event-ID (or ?after=) with nothing missing or repeated; event: reset when that is older than the retention. A client that falls far behind is closed and resumes.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
     ep("get", "/v1/stock/stream", Auth::None, "Server-sent events for storefronts: ?skus=A,B (1 to 100 known SKUs). First one `stock` event per SKU with its current state, then one per change: {sku, available, status, version}. A slow client may skip intermediate values, never ends on an old one.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
+    ep("post", "/v1/admin/webhooks", Auth::Admin, "Register an endpoint that receives events committed from now on, signed as Standard Webhooks describes (webhook-id = event id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>). The secret is shown only here and on rotation. Only http/https; hosts resolving to loopback, private or link-local addresses are refused unless STOCKCART_WEBHOOK_ALLOW_PRIVATE=true.", Some("WebhookInput"), (201, "WebhookWithSecret"), &[(422, "invalid_url, invalid_types, invalid_description")]),
+    ep("get", "/v1/admin/webhooks", Auth::Admin, "Every webhook endpoint (?limit=, ?after=)", None, (200, "WebhookPage"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/webhooks/{id}", Auth::Admin, "One webhook endpoint", None, (200, "Webhook"), &[(404, "unknown_webhook")]),
+    ep("patch", "/v1/admin/webhooks/{id}", Auth::Admin, "Change url, types, description or status; re-enabling clears disabled_reason and sends what was held", Some("WebhookPatch"), (200, "Webhook"), &[(404, "unknown_webhook"), (422, "invalid_url, invalid_types, invalid_description, invalid_status")]),
+    ep("delete", "/v1/admin/webhooks/{id}", Auth::Admin, "Delete an endpoint; no delivery to it starts afterwards", None, (204, "Empty"), &[(404, "unknown_webhook")]),
+    ep("post", "/v1/admin/webhooks/{id}/rotate-secret", Auth::Admin, "A new secret; for 24 h deliveries carry signatures with both secrets", None, (200, "WebhookWithSecret"), &[(404, "unknown_webhook")]),
+    ep("get", "/v1/admin/webhooks/{id}/deliveries", Auth::Admin, "The endpoint's delivery log, newest first (?status=pending|succeeded|failed, ?after=, ?limit=)", None, (200, "DeliveryPage"), &[(400, "invalid_query"), (404, "unknown_webhook")]),
+    ep("post", "/v1/admin/webhooks/{id}/replay", Auth::Admin, "Deliver every retained matching event in (after, until] again, with its original webhook-id", Some("Replay"), (202, "Queued"), &[(404, "unknown_webhook"), (422, "invalid_range")]),
 ];
 
 /// The schema of each event type's `data`.
@@ -217,6 +225,39 @@ fn schemas() -> Value {
             "sku": { "type": "string" }, "available": int, "low_stock_threshold": int,
             "status": stock_status, "previous_status": stock_status, "version": int } },
         "OrderEvent": { "type": "object", "properties": { "order": { "$ref": "#/components/schemas/Order" } } },
+        "WebhookInput": { "type": "object", "required": ["url"], "properties": {
+            "url": { "type": "string", "format": "uri", "maxLength": 2048 },
+            "types": { "type": "array", "items": { "type": "string" }, "description": "event types or families (stock.*); empty or absent: all" },
+            "description": { "type": "string", "maxLength": 500 } } },
+        "WebhookPatch": { "type": "object", "properties": {
+            "url": { "type": "string", "format": "uri", "maxLength": 2048 },
+            "types": { "type": "array", "items": { "type": "string" } },
+            "description": { "type": "string", "maxLength": 500 },
+            "status": { "type": "string", "enum": ["enabled", "disabled"] } } },
+        "Webhook": { "type": "object", "properties": {
+            "id": { "type": "string", "format": "uuid" }, "url": { "type": "string" },
+            "types": { "type": "array", "items": { "type": "string" } }, "description": { "type": "string" },
+            "status": { "type": "string", "enum": ["enabled", "disabled"] },
+            "disabled_reason": { "type": "string", "nullable": true },
+            "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" } } },
+        "WebhookWithSecret": { "allOf": [ { "$ref": "#/components/schemas/Webhook" },
+            { "type": "object", "properties": { "secret": { "type": "string", "description": "whsec_<base64 of 32 random bytes>" } } } ] },
+        "WebhookPage": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Webhook" } },
+            "next": { "type": "string", "nullable": true } } },
+        "Delivery": { "type": "object", "properties": {
+            "id": int, "event_id": int, "event_type": { "type": "string" },
+            "status": { "type": "string", "enum": ["pending", "succeeded", "failed"] },
+            "attempts": int, "last_status_code": { "type": "integer", "nullable": true },
+            "last_error": { "type": "string", "nullable": true },
+            "next_attempt_at": { "type": "string", "format": "date-time", "nullable": true },
+            "updated_at": { "type": "string", "format": "date-time" } } },
+        "DeliveryPage": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Delivery" } },
+            "next": { "type": "string", "nullable": true } } },
+        "Replay": { "type": "object", "required": ["after"], "properties": {
+            "after": { "type": "integer", "minimum": 0 }, "until": { "type": "integer", "minimum": 0 } } },
+        "Queued": { "type": "object", "properties": { "queued": int } },
         "StockState": { "type": "object", "description": "data of the public stream's `stock` events", "properties": {
             "sku": { "type": "string" }, "available": int, "status": stock_status, "version": int } },
     });
@@ -274,7 +315,7 @@ fn operation(e: &Endpoint) -> Value {
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
-    if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage") {
+    if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage" | "WebhookPage" | "DeliveryPage") {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
         parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "string" } }));
     }

@@ -103,6 +103,13 @@ problems! {
     ServiceUnavailable = ("service_unavailable", 503, "Service unavailable"),
     ShuttingDown = ("shutting_down", 503, "Shutting down"),
     StreamLimitReached = ("stream_limit_reached", 503, "Stream limit reached"),
+    // Webhooks.
+    UnknownWebhook = ("unknown_webhook", 404, "Unknown webhook endpoint"),
+    InvalidUrl = ("invalid_url", 422, "Invalid webhook URL"),
+    InvalidTypes = ("invalid_types", 422, "Invalid event types"),
+    InvalidDescription = ("invalid_description", 422, "Invalid description"),
+    InvalidStatus = ("invalid_status", 422, "Invalid status"),
+    InvalidRange = ("invalid_range", 422, "Invalid event range"),
 }
 
 impl Problem {

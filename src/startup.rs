@@ -3,7 +3,7 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::str::FromStr;
 
 use sqlx::{
@@ -13,12 +13,13 @@ use sqlx::{
 
 use crate::{
     cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, middleware, routes,
-    state::AppState, tasks,
+    state::AppState, tasks, webhooks::seal::Sealer,
 };
 
 pub struct Application {
     port: u16,
     server: Server,
+    background: Vec<tokio::task::AbortHandle>,
 }
 
 /// A pool that fails fast when the database is gone, so requests answer 503 quickly.
@@ -87,9 +88,11 @@ impl Application {
             pool: pool.clone(),
             carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
             settings: settings.clone(),
-            admin_token,
+            admin_token: admin_token.clone(),
             metrics: metrics.clone(),
             events: Hub::start(pool.clone(), settings.stream_limit, metrics.clone().into_inner()),
+            // Every replica must derive the same key; both sources are shared configuration.
+            sealer: Sealer::new(settings.secret_key.as_ref().unwrap_or(&admin_token).expose_secret()),
         });
         // Streams never finish on their own: end them when a stop is asked for, so the
         // graceful shutdown is not held up by them for its whole timeout.
@@ -98,7 +101,7 @@ impl Application {
             stop_requested().await;
             hub.shutdown();
         });
-        tasks::spawn_all(state.clone().into_inner());
+        let background = tasks::spawn_all(state.clone().into_inner());
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -113,7 +116,7 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
-        Ok(Application { port, server: server.run() })
+        Ok(Application { port, server: server.run(), background })
     }
 
     pub fn port(&self) -> u16 {
@@ -122,6 +125,12 @@ impl Application {
 
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// The background tasks, for a test that kills this instance mid-work: aborting them
+    /// drops whatever they had in flight, as a crash of the process would.
+    pub fn background_tasks(&self) -> Vec<tokio::task::AbortHandle> {
+        self.background.clone()
     }
 
     /// Serves until SIGTERM or Ctrl-C: stops accepting, lets in-flight requests finish.

@@ -11,7 +11,9 @@ use actix_web::web;
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use crate::{cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics};
+use crate::{
+    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, webhooks::seal::Sealer,
+};
 
 /// Cheap to clone through `web::Data`; built once by `startup::Application::build`.
 pub struct AppState {
@@ -23,6 +25,8 @@ pub struct AppState {
     pub metrics: web::Data<Metrics>,
     /// This replica's one reader of the event log, shared by all its stream clients.
     pub events: Arc<Hub>,
+    /// Seals webhook secrets before they are stored, opens them to sign.
+    pub sealer: Sealer,
 }
 
 pub type State = web::Data<AppState>;

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod ops;
 pub mod orders;
 pub mod sessions;
+pub mod webhooks;
 
 use actix_web::{http::header, web, HttpResponse};
 use serde_json::Value;
@@ -63,7 +64,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Events
         .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
         .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
-        .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)));
+        .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)))
+        // Webhooks
+        .service(
+            resource("/v1/admin/webhooks")
+                .route(web::post().to(webhooks::create::handle))
+                .route(web::get().to(webhooks::list::handle)),
+        )
+        .service(
+            resource("/v1/admin/webhooks/{id}")
+                .route(web::get().to(webhooks::show::handle))
+                .route(web::patch().to(webhooks::update::handle))
+                .route(web::delete().to(webhooks::delete::handle)),
+        )
+        .service(resource("/v1/admin/webhooks/{id}/rotate-secret").route(web::post().to(webhooks::rotate::handle)))
+        .service(resource("/v1/admin/webhooks/{id}/deliveries").route(web::get().to(webhooks::deliveries::handle)))
+        .service(resource("/v1/admin/webhooks/{id}/replay").route(web::post().to(webhooks::replay::handle)));
 }
 
 /// A resource whose unmatched methods answer 405 (the app's default service answers 404).

@@ -8,6 +8,7 @@ pub mod orders;
 pub mod products;
 pub mod sessions;
 pub mod stock;
+pub mod webhooks;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -11,8 +11,13 @@ use crate::state::AppState;
 
 pub use expiry::expire_due_orders;
 
-pub fn spawn_all(state: Arc<AppState>) {
-    tokio::spawn(expiry::run(state.clone()));
-    tokio::spawn(purge::run(state.clone()));
-    tokio::spawn(retention::run(state));
+/// Starts every task; the handles let a test stop them all at once, as a crash would.
+pub fn spawn_all(state: Arc<AppState>) -> Vec<tokio::task::AbortHandle> {
+    let sealer = state.sealer.clone();
+    vec![
+        tokio::spawn(expiry::run(state.clone())).abort_handle(),
+        tokio::spawn(purge::run(state.clone())).abort_handle(),
+        tokio::spawn(retention::run(state.clone())).abort_handle(),
+        tokio::spawn(crate::webhooks::deliver::run(state, sealer)).abort_handle(),
+    ]
 }

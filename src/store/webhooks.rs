@@ -1,0 +1,402 @@
+//! Webhook endpoints and their deliveries.
+//!
+//! Planning turns the event log into deliveries by a per-endpoint cursor, advanced in the
+//! transaction that inserts them; claiming leases the first pending delivery of each key
+//! (`FOR UPDATE SKIP LOCKED`), so replicas share the work, a key's events reach an endpoint
+//! one at a time in order, and a replica that dies mid-delivery only delays it until the
+//! lease runs out.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub types: Vec<String>,
+    pub description: String,
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    pub secret: Vec<u8>,
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct NewEndpoint<'a> {
+    pub id: Uuid,
+    pub url: &'a str,
+    pub types: &'a [String],
+    pub description: &'a str,
+    pub sealed_secret: &'a [u8],
+}
+
+/// Creates an endpoint that receives events committed from now on.
+pub async fn create(conn: &mut PgConnection, new: NewEndpoint<'_>) -> Result<Endpoint, sqlx::Error> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"INSERT INTO webhook_endpoints (id, url, types, description, secret, cursor)
+           VALUES ($1, $2, $3, $4, $5, (SELECT value FROM event_log_marks WHERE name = 'sequenced'))
+           RETURNING id, url, types, description, status, disabled_reason, secret, previous_secret,
+                     previous_secret_until, created_at, updated_at"#,
+        new.id,
+        new.url,
+        new.types,
+        new.description,
+        new.sealed_secret
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, url, types, description, status, disabled_reason, secret, previous_secret,
+                  previous_secret_until, created_at, updated_at
+           FROM webhook_endpoints WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn list(conn: &mut PgConnection, after: Option<Uuid>, limit: i64) -> Result<Vec<Endpoint>, sqlx::Error> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"SELECT id, url, types, description, status, disabled_reason, secret, previous_secret,
+                  previous_secret_until, created_at, updated_at
+           FROM webhook_endpoints WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"#,
+        after,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub struct Patch<'a> {
+    pub url: Option<&'a str>,
+    pub types: Option<&'a [String]>,
+    pub description: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// Applies a partial update; re-enabling clears the reason and the failure run.
+pub async fn update(conn: &mut PgConnection, id: Uuid, patch: Patch<'_>) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"UPDATE webhook_endpoints SET
+               url = coalesce($2, url),
+               types = coalesce($3, types),
+               description = coalesce($4, description),
+               disabled_reason = CASE WHEN $5 = 'enabled' THEN NULL
+                                      WHEN $5 = 'disabled' AND status = 'enabled' THEN 'disabled by an admin'
+                                      ELSE disabled_reason END,
+               failing_since = CASE WHEN $5 = 'enabled' THEN NULL ELSE failing_since END,
+               status = coalesce($5, status),
+               updated_at = now()
+           WHERE id = $1
+           RETURNING id, url, types, description, status, disabled_reason, secret, previous_secret,
+                     previous_secret_until, created_at, updated_at"#,
+        id,
+        patch.url,
+        patch.types,
+        patch.description,
+        patch.status
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query!("DELETE FROM webhook_endpoints WHERE id = $1", id).execute(conn).await?.rows_affected();
+    Ok(n == 1)
+}
+
+/// Replaces the secret; the old one keeps signing until `overlap_until`.
+pub async fn rotate(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sealed_secret: &[u8],
+    overlap_until: DateTime<Utc>,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as!(
+        Endpoint,
+        r#"UPDATE webhook_endpoints
+           SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = now()
+           WHERE id = $1
+           RETURNING id, url, types, description, status, disabled_reason, secret, previous_secret,
+                     previous_secret_until, created_at, updated_at"#,
+        id,
+        sealed_secret,
+        overlap_until
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Plans deliveries for the events after each enabled endpoint's cursor, up to `limit` events
+/// per endpoint, and advances the cursors, in one statement. Endpoints another replica is
+/// planning are skipped, not waited for. Returns how many deliveries it created.
+pub async fn plan(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"WITH eps AS (
+               SELECT id, types, cursor FROM webhook_endpoints
+               WHERE status = 'enabled'
+               ORDER BY id
+               FOR UPDATE SKIP LOCKED
+           ), window_ AS (
+               -- The events each endpoint has not planned yet, at most `limit` of them:
+               -- everything at or below the highest one seen is visible, so the cursor
+               -- may move there.
+               SELECT eps.id AS endpoint_id, eps.types, e.position, e.topic, e.at, e.payload
+               FROM eps
+               CROSS JOIN LATERAL (
+                   SELECT position, topic, at, payload FROM outbox_events
+                   WHERE position > eps.cursor ORDER BY position LIMIT $1
+               ) e
+           ), planned AS (
+               INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, key, body)
+               SELECT endpoint_id, position, topic,
+                      coalesce(payload ->> 'sku', payload -> 'order' ->> 'id', topic),
+                      jsonb_build_object('id', position, 'type', topic,
+                                         'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                                         'data', payload)::text
+               FROM window_
+               WHERE cardinality(types) = 0
+                  OR topic = ANY(types)
+                  OR EXISTS (SELECT 1 FROM unnest(types) t WHERE t LIKE '%.*' AND topic LIKE rtrim(t, '*') || '%')
+               ORDER BY endpoint_id, position
+               RETURNING 1
+           ), moved AS (
+               UPDATE webhook_endpoints w SET cursor = m.last
+               FROM (SELECT endpoint_id, max(position) AS last FROM window_ GROUP BY endpoint_id) m
+               WHERE w.id = m.endpoint_id
+           )
+           SELECT count(*) AS "count!" FROM planned"#,
+        limit
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Puts the retained events in `(after, until]` up for delivery again (until: the cursor).
+pub async fn replay(conn: &mut PgConnection, id: Uuid, after: i64, until: Option<i64>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"WITH ep AS (SELECT id, types, cursor FROM webhook_endpoints WHERE id = $1),
+           planned AS (
+               INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, key, body)
+               SELECT ep.id, e.position, e.topic,
+                      coalesce(e.payload ->> 'sku', e.payload -> 'order' ->> 'id', e.topic),
+                      jsonb_build_object('id', e.position, 'type', e.topic,
+                                         'at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                                         'data', e.payload)::text
+               FROM ep JOIN outbox_events e
+                 ON e.position > $2 AND e.position <= least(coalesce($3, ep.cursor), ep.cursor)
+               WHERE cardinality(ep.types) = 0
+                  OR e.topic = ANY(ep.types)
+                  OR EXISTS (SELECT 1 FROM unnest(ep.types) t WHERE t LIKE '%.*' AND e.topic LIKE rtrim(t, '*') || '%')
+               ORDER BY e.position
+               RETURNING 1
+           )
+           SELECT count(*) AS "count!" FROM planned"#,
+        id,
+        after,
+        until
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// A leased delivery, with what sending it needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub endpoint_id: Uuid,
+    pub event_id: i64,
+    pub url: String,
+    pub body: String,
+    pub attempts: i32,
+    pub secret: Vec<u8>,
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Leases up to `free - busy` due deliveries per endpoint (endpoints this replica is not
+/// sending to have `free`), each the first pending delivery of its key, under `claim`.
+pub async fn claim(
+    conn: &mut PgConnection,
+    claim: Uuid,
+    busy_endpoints: &[Uuid],
+    busy_counts: &[i64],
+    free: i64,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let lease_ms = lease.as_millis() as f64;
+    sqlx::query_as!(
+        Claimed,
+        r#"WITH busy (endpoint_id, n) AS (SELECT * FROM unnest($2::uuid[], $3::int8[])),
+           due AS (
+               SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.event_id, d.id) AS rank,
+                      $4 - coalesce(b.n, 0) AS room
+               FROM webhook_deliveries d
+               JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.status = 'enabled'
+               LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
+               WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+                 AND (d.lease_until IS NULL OR d.lease_until < now())
+                 AND NOT EXISTS (
+                     SELECT 1 FROM webhook_deliveries p
+                     WHERE p.endpoint_id = d.endpoint_id AND p.key = d.key AND p.status = 'pending'
+                       AND (p.event_id, p.id) < (d.event_id, d.id))
+           ), picked AS (
+               SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
+               WHERE due.rank <= due.room AND d.status = 'pending'
+                 AND (d.lease_until IS NULL OR d.lease_until < now())
+               ORDER BY d.next_attempt_at
+               LIMIT $5
+               FOR UPDATE OF d SKIP LOCKED
+           ), leased AS (
+               UPDATE webhook_deliveries d
+               SET lease_until = now() + make_interval(secs => $6::float8 / 1000), claim = $1,
+                   attempts = attempts + 1, updated_at = now()
+               FROM picked WHERE d.id = picked.id
+               RETURNING d.id, d.endpoint_id, d.event_id, d.body, d.attempts, d.created_at
+           )
+           SELECT l.id, l.endpoint_id, l.event_id, w.url, l.body, l.attempts, w.secret, w.previous_secret,
+                  w.previous_secret_until, l.created_at
+           FROM leased l JOIN webhook_endpoints w ON w.id = l.endpoint_id"#,
+        claim,
+        busy_endpoints,
+        busy_counts,
+        free,
+        limit,
+        lease_ms
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// What became of one attempt.
+#[derive(Clone, Copy)]
+pub enum Outcome<'a> {
+    Succeeded {
+        status_code: i32,
+    },
+    /// Retry at `next_attempt_at`, or fail for good when `None`.
+    Failed {
+        status_code: Option<i32>,
+        error: &'a str,
+        next_attempt_at: Option<DateTime<Utc>>,
+    },
+    /// 410 Gone: the delivery fails and the endpoint is disabled at once.
+    Gone {
+        status_code: i32,
+    },
+}
+
+/// Records an attempt's outcome, if this replica still holds the claim (after a lease ran
+/// out, another replica may have taken the delivery over). A success ends the endpoint's
+/// failure run; a failure starts one, and a run of `disable_after` disables the endpoint.
+pub async fn record(
+    conn: &mut PgConnection,
+    id: i64,
+    claim: Uuid,
+    outcome: Outcome<'_>,
+    disable_after: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let (status, code, error, next, gone) = match outcome {
+        Outcome::Succeeded { status_code } => ("succeeded", Some(status_code), None, None, false),
+        Outcome::Failed { status_code, error, next_attempt_at } => (
+            if next_attempt_at.is_some() { "pending" } else { "failed" },
+            status_code,
+            Some(error),
+            next_attempt_at,
+            false,
+        ),
+        Outcome::Gone { status_code } => {
+            ("failed", Some(status_code), Some("the endpoint answered 410 Gone"), None, true)
+        }
+    };
+    let disable_ms = disable_after.as_millis() as f64;
+    sqlx::query!(
+        r#"WITH done AS (
+               UPDATE webhook_deliveries
+               SET status = $3, last_status_code = $4, last_error = $5,
+                   next_attempt_at = coalesce($6, next_attempt_at), lease_until = NULL, claim = NULL, updated_at = now()
+               WHERE id = $1 AND claim = $2
+               RETURNING endpoint_id
+           )
+           UPDATE webhook_endpoints w SET
+               failing_since = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce(w.failing_since, now()) END,
+               status = CASE WHEN $7 OR ($3 <> 'succeeded' AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000))
+                             THEN 'disabled' ELSE w.status END,
+               disabled_reason = CASE
+                   WHEN $7 THEN 'the endpoint answered 410 Gone'
+                   WHEN $3 <> 'succeeded' AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000)
+                   THEN 'every delivery failed since ' || to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                   ELSE w.disabled_reason END,
+               updated_at = now()
+           FROM done WHERE w.id = done.endpoint_id"#,
+        id,
+        claim,
+        status,
+        code,
+        error,
+        next,
+        gone,
+        disable_ms
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: i64,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An endpoint's deliveries, newest first; the cursor is a delivery id.
+pub async fn deliveries(
+    conn: &mut PgConnection,
+    endpoint: Uuid,
+    status: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Delivery>, sqlx::Error> {
+    sqlx::query_as!(
+        Delivery,
+        r#"SELECT id, event_id, event_type, status, attempts, last_status_code, last_error, next_attempt_at, updated_at
+           FROM webhook_deliveries
+           WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::int8 IS NULL OR id < $3)
+           ORDER BY id DESC LIMIT $4"#,
+        endpoint,
+        status,
+        before,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Pending deliveries per endpoint, for `/metrics`.
+pub async fn queue_depths(conn: &mut PgConnection) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT endpoint_id, count(*) AS "n!" FROM webhook_deliveries WHERE status = 'pending' GROUP BY endpoint_id"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.endpoint_id, r.n)).collect())
+}

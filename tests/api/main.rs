@@ -11,3 +11,4 @@ mod helpers;
 mod inventory;
 mod loadgen;
 mod sessions;
+mod webhooks;

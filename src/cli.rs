@@ -18,7 +18,8 @@ fn usage() -> String {
          USAGE:\n  stockcart [serve] [--migrate]   serve the API (the default command)\n\
          \x20 stockcart migrate [--status]     apply pending migrations, or only list them\n\
          \x20 stockcart check-invariants       verify stock, orders and ledger agree (exit 1 if not)\n\
-         \x20 stockcart loadgen [--help]       simulate shoppers against running replicas, then verify\n\n\
+         \x20 stockcart loadgen [--help]       simulate shoppers against running replicas, then verify\n\
+         \x20 stockcart watch MODE [--help]    event stream and webhook consumers that measure lag (benchmarks)\n\n\
          OPTIONS:\n  --migrate   with serve: apply pending migrations before serving\n\
          \x20 --status    with migrate: list applied, pending and divergent migrations; change nothing\n\
          \x20 -h, --help  print this help\n\nENVIRONMENT:\n",
@@ -65,6 +66,15 @@ pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("loadgen") {
         return crate::loadgen::main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("watch") {
+        return match crate::loadgen::watch::main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stockcart watch: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let command = match parse(&args) {
         Ok(Some(c)) => c,

@@ -8,6 +8,7 @@
 mod options;
 mod report;
 mod shopper;
+pub mod watch;
 
 use std::{
     sync::{

@@ -281,7 +281,7 @@ pub async fn claim(
 }
 
 /// What became of one attempt.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Outcome<'a> {
     Succeeded {
         status_code: i32,
@@ -298,56 +298,89 @@ pub enum Outcome<'a> {
     },
 }
 
-/// Records an attempt's outcome, if this replica still holds the claim (after a lease ran
-/// out, another replica may have taken the delivery over). A success ends the endpoint's
-/// failure run; a failure starts one, and a run of `disable_after` disables the endpoint.
+/// Outcomes of many attempts, as columns for one statement.
+#[derive(Default)]
+pub struct Outcomes {
+    id: Vec<i64>,
+    status: Vec<String>,
+    code: Vec<Option<i32>>,
+    error: Vec<Option<String>>,
+    next: Vec<Option<DateTime<Utc>>>,
+    gone: Vec<bool>,
+}
+
+impl Outcomes {
+    pub fn push(&mut self, id: i64, outcome: Outcome<'_>) {
+        let (status, code, error, next, gone) = match outcome {
+            Outcome::Succeeded { status_code } => ("succeeded", Some(status_code), None, None, false),
+            Outcome::Failed { status_code, error, next_attempt_at } => (
+                if next_attempt_at.is_some() { "pending" } else { "failed" },
+                status_code,
+                Some(error.to_owned()),
+                next_attempt_at,
+                false,
+            ),
+            Outcome::Gone { status_code } => {
+                ("failed", Some(status_code), Some("the endpoint answered 410 Gone".to_owned()), None, true)
+            }
+        };
+        self.id.push(id);
+        self.status.push(status.to_owned());
+        self.code.push(code);
+        self.error.push(error);
+        self.next.push(next);
+        self.gone.push(gone);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+/// Records attempts' outcomes with one statement, each only if this replica still holds its
+/// claim (after a lease ran out, another replica may have taken the delivery over). Per
+/// endpoint: any success ends its failure run; only failures start one, and a run longer
+/// than `disable_after` disables it; a 410 disables it at once.
 pub async fn record(
     conn: &mut PgConnection,
-    id: i64,
     claim: Uuid,
-    outcome: Outcome<'_>,
+    outcomes: &Outcomes,
     disable_after: std::time::Duration,
 ) -> Result<(), sqlx::Error> {
-    let (status, code, error, next, gone) = match outcome {
-        Outcome::Succeeded { status_code } => ("succeeded", Some(status_code), None, None, false),
-        Outcome::Failed { status_code, error, next_attempt_at } => (
-            if next_attempt_at.is_some() { "pending" } else { "failed" },
-            status_code,
-            Some(error),
-            next_attempt_at,
-            false,
-        ),
-        Outcome::Gone { status_code } => {
-            ("failed", Some(status_code), Some("the endpoint answered 410 Gone"), None, true)
-        }
-    };
     let disable_ms = disable_after.as_millis() as f64;
     sqlx::query!(
-        r#"WITH done AS (
-               UPDATE webhook_deliveries
-               SET status = $3, last_status_code = $4, last_error = $5,
-                   next_attempt_at = coalesce($6, next_attempt_at), lease_until = NULL, claim = NULL, updated_at = now()
-               WHERE id = $1 AND claim = $2
-               RETURNING endpoint_id
+        r#"WITH o (id, status, code, error, next, gone) AS (
+               SELECT * FROM unnest($1::int8[], $2::text[], $3::int4[], $4::text[], $5::timestamptz[], $6::bool[])
+           ), done AS (
+               UPDATE webhook_deliveries d
+               SET status = o.status, last_status_code = o.code, last_error = o.error,
+                   next_attempt_at = coalesce(o.next, d.next_attempt_at), lease_until = NULL, claim = NULL,
+                   updated_at = now()
+               FROM o
+               WHERE d.id = o.id AND d.claim = $7
+               RETURNING d.endpoint_id, o.status, o.gone
+           ), per AS (
+               SELECT endpoint_id, bool_or(status = 'succeeded') AS any_ok, bool_or(gone) AS gone
+               FROM done GROUP BY endpoint_id
            )
            UPDATE webhook_endpoints w SET
-               failing_since = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce(w.failing_since, now()) END,
-               status = CASE WHEN $7 OR ($3 <> 'succeeded' AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000))
+               failing_since = CASE WHEN per.any_ok THEN NULL ELSE coalesce(w.failing_since, now()) END,
+               status = CASE WHEN per.gone OR (NOT per.any_ok AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000))
                              THEN 'disabled' ELSE w.status END,
                disabled_reason = CASE
-                   WHEN $7 THEN 'the endpoint answered 410 Gone'
-                   WHEN $3 <> 'succeeded' AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000)
+                   WHEN per.gone THEN 'the endpoint answered 410 Gone'
+                   WHEN NOT per.any_ok AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000)
                    THEN 'every delivery failed since ' || to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                    ELSE w.disabled_reason END,
                updated_at = now()
-           FROM done WHERE w.id = done.endpoint_id"#,
-        id,
+           FROM per WHERE w.id = per.endpoint_id"#,
+        &outcomes.id,
+        &outcomes.status,
+        &outcomes.code as &[Option<i32>],
+        &outcomes.error as &[Option<String>],
+        &outcomes.next as &[Option<DateTime<Utc>>],
+        &outcomes.gone,
         claim,
-        status,
-        code,
-        error,
-        next,
-        gone,
         disable_ms
     )
     .execute(conn)

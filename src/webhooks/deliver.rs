@@ -6,32 +6,31 @@
 //! only its own slots and never delays another. Each claim is a lease a little longer than
 //! the request timeout; the attempt's outcome is recorded only while the claim is still ours.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use reqwest::{header, redirect, StatusCode};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
 use super::{guard, seal::Sealer, sign};
 use crate::{
     metrics::Metrics,
     state::AppState,
-    store::webhooks::{self, Claimed, Outcome},
+    store::webhooks::{self, Claimed, Outcome, Outcomes},
 };
 
 /// Five days of nothing but failures disables an endpoint (Standard Webhooks' advice).
 pub const DISABLE_AFTER: Duration = Duration::from_secs(5 * 86_400);
-/// Most requests in flight on one replica, over all endpoints.
-const MAX_IN_FLIGHT: usize = 256;
+/// Most deliveries claimed by one replica at once, over all endpoints.
+const MAX_CLAIMED: usize = 1024;
 /// How much of a failing answer's body is kept (and logged): never a whole page.
 const KEEP_BODY: usize = 256;
 const PLAN_BATCH: i64 = 1000;
 const TICK: Duration = Duration::from_millis(500);
+/// At most this often, however many events arrive: planning and claiming are two statements
+/// on every wake-up, and a checkout rush would otherwise wake the worker per commit.
+const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// What the worker needs besides the database: its HTTP client and the secrets' key.
 pub struct Sender {
@@ -138,111 +137,142 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// A finished attempt, waiting to be recorded with the others of its moment.
+struct Done {
+    id: i64,
+    endpoint_id: Uuid,
+    status_code: Option<i32>,
+    error: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    gone: bool,
+}
+
 /// Runs until the process ends. Errors are logged and retried on the next tick.
 pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     let sender = Arc::new(Sender::new(&state, sealer));
     let claim = Uuid::new_v4();
-    let in_flight: Arc<Mutex<HashMap<Uuid, usize>>> = Arc::default();
-    let mut sends = JoinSet::new();
+    let concurrency = state.settings.webhook_concurrency;
+    // Claimed and not yet recorded, per endpoint; each endpoint's requests in flight are
+    // bounded by its own semaphore, so a hanging endpoint holds only its own permits.
+    let mut claimed: HashMap<Uuid, usize> = HashMap::new();
+    let mut permits: HashMap<Uuid, Arc<Semaphore>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut events = state.events.subscribe();
-    let lease = state.settings.webhook_timeout + Duration::from_secs(5);
+    // A claim covers the wait for a permit too: at most `QUEUE` requests' worth per slot.
+    let lease = state.settings.webhook_timeout * QUEUE as u32 + Duration::from_secs(5);
     let mut depth_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut finished: Vec<Done> = Vec::new();
     loop {
-        if let Err(e) = plan_and_claim(&state, &sender, claim, lease, &in_flight, &mut sends).await {
-            tracing::warn!(error = %e, "webhook planning or claiming failed; retrying");
+        let started = tokio::time::Instant::now();
+        while let Ok(d) = done_rx.try_recv() {
+            finished.push(d);
         }
+        if !finished.is_empty() {
+            match record_all(&state, claim, &finished).await {
+                Ok(()) => {
+                    for d in finished.drain(..) {
+                        if let Some(n) = claimed.get_mut(&d.endpoint_id) {
+                            *n -= 1;
+                            if *n == 0 {
+                                claimed.remove(&d.endpoint_id);
+                            }
+                        }
+                    }
+                }
+                // Kept for the next turn; if this replica never manages, the leases run
+                // out and another replica retries (the receiver may see a duplicate).
+                Err(e) => tracing::warn!(error = %e, "cannot record webhook attempts; retrying"),
+            }
+        }
+        match plan_and_claim(&state, claim, lease, concurrency, &claimed).await {
+            Ok(batch) => {
+                for d in batch {
+                    *claimed.entry(d.endpoint_id).or_default() += 1;
+                    let permit = permits.entry(d.endpoint_id).or_insert_with(|| Arc::new(Semaphore::new(concurrency)));
+                    let (state, sender, permit, done) =
+                        (state.clone(), sender.clone(), permit.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let _permit = permit.acquire_owned().await;
+                        let _ = done.send(attempt(&state, &sender, &d).await);
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "webhook planning or claiming failed; retrying"),
+        }
+        permits.retain(|id, _| claimed.contains_key(id));
         tokio::select! {
             _ = events.recv() => {
                 // Several events at once are one wake-up.
                 while events.try_recv().is_ok() {}
             }
-            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+            Some(d) = done_rx.recv() => finished.push(d),
             _ = depth_tick.tick() => record_depths(&state).await,
             _ = tokio::time::sleep(TICK) => {}
         }
+        tokio::time::sleep_until(started + MIN_GAP).await;
     }
 }
+
+/// Deliveries claimed per endpoint and replica, in multiples of its concurrency: enough to
+/// keep its permits busy between two turns of the loop.
+const QUEUE: usize = 8;
 
 async fn plan_and_claim(
-    state: &Arc<AppState>,
-    sender: &Arc<Sender>,
+    state: &AppState,
     claim: Uuid,
     lease: Duration,
-    in_flight: &Arc<Mutex<HashMap<Uuid, usize>>>,
-    sends: &mut JoinSet<()>,
-) -> Result<(), sqlx::Error> {
+    concurrency: usize,
+    claimed: &HashMap<Uuid, usize>,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let total: usize = claimed.values().sum();
+    let room = MAX_CLAIMED.saturating_sub(total);
     let mut conn = state.pool.acquire().await?;
     while webhooks::plan(&mut conn, PLAN_BATCH).await? > 0 {}
-    let (busy, counts, total): (Vec<Uuid>, Vec<i64>, usize) = {
-        let map = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        (map.keys().copied().collect(), map.values().map(|n| *n as i64).collect(), map.values().sum())
-    };
-    let room = MAX_IN_FLIGHT.saturating_sub(total);
     if room == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let claimed = webhooks::claim(
-        &mut conn,
-        claim,
-        &busy,
-        &counts,
-        state.settings.webhook_concurrency as i64,
-        room as i64,
-        lease,
-    )
-    .await?;
-    drop(conn);
-    for d in claimed {
-        *in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(d.endpoint_id).or_default() += 1;
-        let (state, sender, in_flight) = (state.clone(), sender.clone(), in_flight.clone());
-        sends.spawn(async move {
-            deliver(&state, &sender, claim, &d).await;
-            let mut map = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = map.get_mut(&d.endpoint_id) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&d.endpoint_id);
-                }
-            }
-        });
-    }
-    Ok(())
+    let busy: Vec<Uuid> = claimed.keys().copied().collect();
+    let counts: Vec<i64> = claimed.values().map(|n| *n as i64).collect();
+    webhooks::claim(&mut conn, claim, &busy, &counts, (concurrency * QUEUE) as i64, room as i64, lease).await
 }
 
-async fn deliver(state: &AppState, sender: &Sender, claim: Uuid, d: &Claimed) {
+async fn attempt(state: &AppState, sender: &Sender, d: &Claimed) -> Done {
     let (status, result, retry_after) = sender.attempt(d).await;
     let metrics: &Metrics = &state.metrics;
-    let code = status.map(|s| i32::from(s.as_u16()));
-    let outcome = match (&result, status) {
-        (Ok(()), _) => {
-            metrics.webhook_delivered((Utc::now() - d.created_at).to_std().unwrap_or_default());
-            Outcome::Succeeded { status_code: code.unwrap_or(200) }
-        }
-        (Err(_), Some(StatusCode::GONE)) => {
+    let status_code = status.map(|s| i32::from(s.as_u16()));
+    let mut done =
+        Done { id: d.id, endpoint_id: d.endpoint_id, status_code, error: None, next_attempt_at: None, gone: false };
+    match (result, status) {
+        (Ok(()), _) => metrics.webhook_delivered((Utc::now() - d.created_at).to_std().unwrap_or_default()),
+        (Err(error), Some(StatusCode::GONE)) => {
             metrics.webhook_attempt_failed(true);
-            Outcome::Gone { status_code: 410 }
+            done.error = Some(error);
+            done.gone = true;
         }
         (Err(error), _) => {
-            let next_attempt_at = sender.next_attempt(d.attempts, retry_after);
-            metrics.webhook_attempt_failed(next_attempt_at.is_none());
+            done.next_attempt_at = sender.next_attempt(d.attempts, retry_after);
+            metrics.webhook_attempt_failed(done.next_attempt_at.is_none());
             tracing::info!(delivery = d.id, endpoint = %d.endpoint_id, attempt = d.attempts, error = %error, "webhook attempt failed");
-            Outcome::Failed { status_code: code, error, next_attempt_at }
-        }
-    };
-    // The outcome must be written even if the database blips: retry a few times, and if it
-    // still cannot be, the lease runs out and another attempt (a duplicate) follows.
-    for wait in [0, 200, 1000] {
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        let written = async {
-            let mut conn = state.pool.acquire().await?;
-            webhooks::record(&mut conn, d.id, claim, outcome, DISABLE_AFTER).await
-        }
-        .await;
-        match written {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, delivery = d.id, "cannot record a webhook attempt; retrying"),
+            done.error = Some(error);
         }
     }
+    done
+}
+
+async fn record_all(state: &AppState, claim: Uuid, finished: &[Done]) -> Result<(), sqlx::Error> {
+    let mut outcomes = Outcomes::default();
+    for d in finished {
+        let outcome = match (&d.error, d.gone) {
+            (None, _) => Outcome::Succeeded { status_code: d.status_code.unwrap_or(200) },
+            (Some(_), true) => Outcome::Gone { status_code: 410 },
+            (Some(error), false) => {
+                Outcome::Failed { status_code: d.status_code, error, next_attempt_at: d.next_attempt_at }
+            }
+        };
+        outcomes.push(d.id, outcome);
+    }
+    let mut conn = state.pool.acquire().await?;
+    webhooks::record(&mut conn, claim, &outcomes, DISABLE_AFTER).await
 }
 
 async fn record_depths(state: &AppState) {

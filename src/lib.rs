@@ -14,6 +14,7 @@ pub mod events;
 pub mod extract;
 pub mod invariants;
 pub mod loadgen;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;

@@ -65,6 +65,9 @@ pub struct Gauges {
     pub pool_max: u32,
     pub cart_cache_entries: u64,
     pub stream_clients: usize,
+    pub view_record_failures: u64,
+    pub view_flushes: u64,
+    pub view_flush_failures: u64,
 }
 
 impl Metrics {
@@ -189,6 +192,19 @@ impl Metrics {
         let _ = writeln!(out, "stockcart_event_lag_seconds_sum {}", lag.sum);
         let _ = writeln!(out, "stockcart_event_lag_seconds_count {}", lag.count);
         drop(lag);
+        let _ = write!(
+            out,
+            "# HELP stockcart_view_record_failures_total Product views a read could not record (the read still answered).\n\
+             # TYPE stockcart_view_record_failures_total counter\n\
+             stockcart_view_record_failures_total {}\n\
+             # HELP stockcart_view_flushes_total Flushes of this replica's view counts (one statement each).\n\
+             # TYPE stockcart_view_flushes_total counter\n\
+             stockcart_view_flushes_total {}\n\
+             # HELP stockcart_view_flush_failures_total Flushes that failed; their counts wait for the next.\n\
+             # TYPE stockcart_view_flush_failures_total counter\n\
+             stockcart_view_flush_failures_total {}\n",
+            gauges.view_record_failures, gauges.view_flushes, gauges.view_flush_failures
+        );
         let w = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
         let _ = write!(
             out,

@@ -70,7 +70,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/openapi.json", Auth::None, "This document", None, (200, "Object"), &[]),
     ep("get", "/docs", Auth::None, "Human-readable API documentation", None, (200, "Text"), &[]),
     ep("put", "/v1/admin/products/{sku}", Auth::Admin, "Create (201, stock 0) or update (200) a product. Name, price and threshold changes never change the stock level's version or ledger.", Some("ProductInput"), (200, "Product"), &[(201, "created"), (422, "invalid_sku, invalid_name, invalid_price, invalid_currency, currency_mismatch, invalid_threshold, invalid_number")]),
-    ep("get", "/v1/products/{sku}", Auth::None, "A product with its available stock", None, (200, "Product"), &[(404, "unknown_sku")]),
+    ep("get", "/v1/products/{sku}", Auth::None, "A product with its available stock and status. With a session token (optional) it also records a view for that shopper (see /v1/session/recently-viewed); recording never fails the read", None, (200, "Product"), &[(404, "unknown_sku")]),
     ep("get", "/v1/products", Auth::None, "Products ordered by SKU (?limit=1..200, ?after=<cursor>)", None, (200, "ProductPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/admin/inventory/{sku}", Auth::Admin, "A stock level, with ETag", None, (200, "Level"), &[(404, "unknown_sku")]),
     ep("put", "/v1/admin/inventory/{sku}", Auth::Admin, "Set on_hand absolutely; If-Match is required", Some("SetLevel"), (200, "Level"), &[(404, "unknown_sku"), (409, "insufficient_stock (below reserved)"), (412, "version_mismatch"), (422, "invalid_on_hand"), (428, "precondition_required")]),
@@ -97,6 +97,8 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/v1/admin/events", Auth::Admin, "The event log, oldest first: events with id > after (default 0), filtered by ?types= (comma-separated; a family as stock.* or order.*) and ?sku=; next is the id to pass as after. Includes every write acknowledged before the request, on any replica.", None, (200, "EventPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/admin/events/stream", Auth::Admin, "Server-sent events: the same events as they commit, on any replica (id: <event id>, event: <type>, data: <the event JSON>). Starts with retry: 2000; a comment at least every 15 s. Resumes after Last-Event-ID (or ?after=) with nothing missing or repeated; event: reset when that is older than the retention. A client that falls far behind is closed and resumes.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
     ep("get", "/v1/stock/stream", Auth::None, "Server-sent events for storefronts: ?skus=A,B (1 to 100 known SKUs). First one `stock` event per SKU with its current state, then one per change: {sku, available, status, version}. A slow client may skip intermediate values, never ends on an old one.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
+    ep("get", "/v1/session/recently-viewed", Auth::Session, "Up to 20 distinct products this shopper viewed (a product read with the session token records a view), most recent first, with current price and availability; shared by every session of a customer and merged at attach (?limit=1..20)", None, (200, "ProductList"), &[(400, "invalid_query")]),
+    ep("get", "/v1/popular-products", Auth::None, "The most viewed products in the window (?window=1h|24h|7d, default 24h; ?limit=1..100, default 10), counted on every replica and at most a few seconds behind; 24h and 7d start on the hour", None, (200, "PopularList"), &[(400, "invalid_query")]),
     ep("post", "/v1/admin/webhooks", Auth::Admin, "Register an endpoint that receives events committed from now on, signed as Standard Webhooks describes (webhook-id = event id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>). The secret is shown only here and on rotation. Only http/https; hosts resolving to loopback, private or link-local addresses are refused unless STOCKCART_WEBHOOK_ALLOW_PRIVATE=true.", Some("WebhookInput"), (201, "WebhookWithSecret"), &[(422, "invalid_url, invalid_types, invalid_description")]),
     ep("get", "/v1/admin/webhooks", Auth::Admin, "Every webhook endpoint (?limit=, ?after=)", None, (200, "WebhookPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/admin/webhooks/{id}", Auth::Admin, "One webhook endpoint", None, (200, "Webhook"), &[(404, "unknown_webhook")]),
@@ -258,6 +260,11 @@ fn schemas() -> Value {
         "Replay": { "type": "object", "required": ["after"], "properties": {
             "after": { "type": "integer", "minimum": 0 }, "until": { "type": "integer", "minimum": 0 } } },
         "Queued": { "type": "object", "properties": { "queued": int } },
+        "ProductList": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Product" } } } },
+        "PopularList": { "type": "object", "properties": {
+            "items": { "type": "array", "items": { "allOf": [ { "$ref": "#/components/schemas/Product" },
+                { "type": "object", "properties": { "views": { "type": "integer", "format": "int64" } } } ] } } } },
         "StockState": { "type": "object", "description": "data of the public stream's `stock` events", "properties": {
             "sku": { "type": "string" }, "available": int, "status": stock_status, "version": int } },
     });

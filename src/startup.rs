@@ -92,6 +92,7 @@ impl Application {
             metrics: metrics.clone(),
             events: Hub::start(pool.clone(), settings.stream_limit, metrics.clone().into_inner()),
             // Every replica must derive the same key; both sources are shared configuration.
+            views: Default::default(),
             sealer: Sealer::new(settings.secret_key.as_ref().unwrap_or(&admin_token).expose_secret()),
         });
         // Streams never finish on their own: end them when a stop is asked for, so the

@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::{
-    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, webhooks::seal::Sealer,
+    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, memory::ViewCounter, metrics::Metrics,
+    webhooks::seal::Sealer,
 };
 
 /// Cheap to clone through `web::Data`; built once by `startup::Application::build`.
@@ -27,6 +28,8 @@ pub struct AppState {
     pub events: Arc<Hub>,
     /// Seals webhook secrets before they are stored, opens them to sign.
     pub sealer: Sealer,
+    /// Product views counted on this replica, until the next flush.
+    pub views: ViewCounter,
 }
 
 pub type State = web::Data<AppState>;

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod checkout;
 pub mod events;
 pub mod inventory;
+pub mod memory;
 pub mod ops;
 pub mod orders;
 pub mod sessions;
@@ -65,6 +66,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
         .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
         .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)))
+        // Shopper memory
+        .service(resource("/v1/session/recently-viewed").route(web::get().to(memory::recently_viewed::handle)))
+        .service(resource("/v1/popular-products").route(web::get().to(memory::popular::handle)))
         // Webhooks
         .service(
             resource("/v1/admin/webhooks")

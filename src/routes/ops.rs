@@ -34,6 +34,9 @@ pub async fn metrics(state: State) -> HttpResponse {
         pool_max: state.settings.pool_size,
         cart_cache_entries: state.carts.entry_count(),
         stream_clients: state.events.clients(),
+        view_record_failures: state.views.record_failures.load(std::sync::atomic::Ordering::Relaxed),
+        view_flushes: state.views.flushes.load(std::sync::atomic::Ordering::Relaxed),
+        view_flush_failures: state.views.flush_failures.load(std::sync::atomic::Ordering::Relaxed),
     };
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&gauges))
 }

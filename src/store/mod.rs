@@ -4,6 +4,7 @@
 pub mod carts;
 pub mod events;
 pub mod idempotency;
+pub mod memory;
 pub mod orders;
 pub mod products;
 pub mod sessions;

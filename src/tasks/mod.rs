@@ -4,6 +4,7 @@
 mod expiry;
 mod purge;
 mod retention;
+pub mod view_flush;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub fn spawn_all(state: Arc<AppState>) -> Vec<tokio::task::AbortHandle> {
         tokio::spawn(expiry::run(state.clone())).abort_handle(),
         tokio::spawn(purge::run(state.clone())).abort_handle(),
         tokio::spawn(retention::run(state.clone())).abort_handle(),
+        tokio::spawn(view_flush::run(state.clone())).abort_handle(),
         tokio::spawn(crate::webhooks::deliver::run(state, sealer)).abort_handle(),
     ]
 }

@@ -10,5 +10,6 @@ mod foundation;
 mod helpers;
 mod inventory;
 mod loadgen;
+mod memory;
 mod sessions;
 mod webhooks;

@@ -1,14 +1,37 @@
 use actix_web::{web, HttpResponse};
 
 use crate::{
+    auth::SessionBearer,
     error::{ApiError, ApiResult},
     state::State,
-    store::products,
+    store::{memory, products},
 };
 
-/// `GET /v1/products/{sku}`: availability is read from PostgreSQL, never a cache.
-pub async fn handle(state: State, sku: web::Path<String>) -> ApiResult<HttpResponse> {
+/// `GET /v1/products/{sku}`: availability is read from PostgreSQL, never a cache. With a live
+/// session token the same statement records the view, so `recently-viewed` on any replica
+/// shows it as soon as this answers; if recording fails, the product is read without it.
+pub async fn handle(state: State, sku: web::Path<String>, session: Option<SessionBearer>) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.acquire().await?;
-    let product = products::find(&mut conn, &sku).await?.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
+    let product = match session {
+        Some(SessionBearer(hash)) => match memory::read_and_record(&mut conn, &sku, &hash.0).await {
+            Ok(found) => found.map(|(product, _)| product),
+            Err(e) if is_database_down(&e) => return Err(e.into()),
+            Err(e) => {
+                // The shopper came for the product, not for the list: count it and move on.
+                tracing::warn!(error = %e, "recording a product view failed");
+                state.views.record_failed();
+                products::find(&mut conn, &sku).await?
+            }
+        },
+        None => products::find(&mut conn, &sku).await?,
+    };
+    let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
+    state.views.count(&product.sku);
     Ok(crate::routes::ok(&product.to_json()))
+}
+
+/// A failure the plain read would meet too (the database is gone): no point retrying without
+/// recording.
+fn is_database_down(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
 }

@@ -8,7 +8,7 @@ use crate::{
     extract::JsonBody,
     problem::Problem,
     state::State,
-    store::{carts, sessions},
+    store::{carts, memory, sessions},
 };
 
 /// `POST /v1/admin/sessions/attach`: the storefront's backend vouches that this session's
@@ -39,6 +39,7 @@ pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResu
         None => {
             let customer_cart = carts::lock_customer_cart(&mut tx, &customer_id).await?;
             carts::merge_guest_cart(&mut tx, guest_cart, customer_cart).await?;
+            memory::merge(&mut tx, guest_cart, customer_cart).await?;
             sessions::bind_customer(&mut tx, session_id, &customer_id, customer_cart).await?;
             carts::delete_guest(&mut tx, guest_cart).await?;
             customer_cart

@@ -1,0 +1,28 @@
+-- Shopper memory: what each shopper viewed, and how often every product is viewed.
+--
+-- Recently viewed products belong to the cart, not to the session: a customer's sessions
+-- share one cart, attach moves a guest session to the customer's cart (the merge moves the
+-- views too), and purging a guest cart takes its views along. One shopper, one list.
+CREATE TABLE recent_views (
+    cart_id   uuid NOT NULL REFERENCES carts (id) ON DELETE CASCADE,
+    sku       text COLLATE "C" NOT NULL REFERENCES products (sku),
+    viewed_at timestamptz NOT NULL,
+    PRIMARY KEY (cart_id, sku)
+);
+CREATE INDEX recent_views_latest ON recent_views (cart_id, viewed_at DESC);
+
+-- Views counted by every replica in memory and flushed every few seconds: a minute bucket
+-- for the last hour, an hour bucket for the last days (a week's ranking then sums at most
+-- 169 rows per product instead of 10,080). Old buckets are pruned by the flush.
+CREATE TABLE product_views_minute (
+    bucket timestamptz NOT NULL,
+    sku    text COLLATE "C" NOT NULL,
+    views  bigint NOT NULL,
+    PRIMARY KEY (bucket, sku)
+);
+CREATE TABLE product_views_hour (
+    bucket timestamptz NOT NULL,
+    sku    text COLLATE "C" NOT NULL,
+    views  bigint NOT NULL,
+    PRIMARY KEY (bucket, sku)
+);

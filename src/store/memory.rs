@@ -1,0 +1,217 @@
+//! Shopper memory: recently viewed products (per cart, so per shopper) and view counts.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::products::Product;
+
+/// Most products a shopper's list keeps.
+pub const RECENT_LIMIT: i64 = 20;
+
+/// A product read by a shopper, in one statement: authenticates the session, records the
+/// view (keeping the list at `RECENT_LIMIT`) and reads the product. Recording cannot add a
+/// round trip to the read this way, and a read on another replica right after it sees the
+/// view. `None` when the product does not exist; `recorded` is false for a token that is
+/// no live session (the read then simply records nothing).
+pub async fn read_and_record(
+    conn: &mut PgConnection,
+    sku: &str,
+    token_hash: &[u8],
+) -> Result<Option<(Product, bool)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"WITH viewer AS (
+               SELECT cart_id FROM sessions WHERE token_hash = $2 AND expires_at > now()
+           ), product AS (
+               SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
+                      s.on_hand - s.reserved AS available
+               FROM products p JOIN stock_levels s ON s.sku = p.sku
+               WHERE p.sku = $1
+           ), seen AS (
+               INSERT INTO recent_views (cart_id, sku, viewed_at)
+               SELECT viewer.cart_id, product.sku, clock_timestamp() FROM viewer, product
+               ON CONFLICT (cart_id, sku) DO UPDATE SET viewed_at = EXCLUDED.viewed_at
+               RETURNING cart_id
+           ), trimmed AS (
+               -- The snapshot does not see the view just recorded: keep the newest
+               -- RECENT_LIMIT - 1 others, which with it make RECENT_LIMIT.
+               DELETE FROM recent_views r
+               USING (
+                   SELECT v.cart_id, v.sku FROM recent_views v, viewer, product
+                   WHERE v.cart_id = viewer.cart_id AND v.sku <> product.sku
+                   ORDER BY v.viewed_at DESC
+                   OFFSET $3::int8 - 1
+               ) old
+               WHERE r.cart_id = old.cart_id AND r.sku = old.sku
+           )
+           SELECT product.sku AS "sku!", product.name AS "name!", product.price_amount AS "price_amount!",
+                  product.price_currency AS "price_currency!", product.low_stock_threshold AS "low_stock_threshold!",
+                  product.available AS "available!", EXISTS (SELECT 1 FROM seen) AS "recorded!"
+           FROM product"#,
+        sku,
+        token_hash,
+        RECENT_LIMIT
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            Product {
+                sku: r.sku,
+                name: r.name,
+                price_amount: r.price_amount,
+                price_currency: r.price_currency,
+                low_stock_threshold: r.low_stock_threshold,
+                available: r.available,
+            },
+            r.recorded,
+        )
+    }))
+}
+
+/// The session's recently viewed products, most recent first, as product reads render them.
+/// `None` when the token is no live session.
+pub async fn recently_viewed(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    limit: i64,
+) -> Result<Option<Vec<Product>>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH viewer AS (SELECT cart_id FROM sessions WHERE token_hash = $1 AND expires_at > now())
+           SELECT (SELECT count(*) FROM viewer) AS "live!", p.sku AS "sku?", p.name AS "name?",
+                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  s.low_stock_threshold AS "low_stock_threshold?", s.on_hand - s.reserved AS "available?"
+           FROM (SELECT 1) one
+           LEFT JOIN LATERAL (
+               SELECT v.sku, v.viewed_at FROM recent_views v JOIN viewer ON v.cart_id = viewer.cart_id
+               ORDER BY v.viewed_at DESC LIMIT $2
+           ) v ON true
+           LEFT JOIN products p ON p.sku = v.sku
+           LEFT JOIN stock_levels s ON s.sku = v.sku
+           ORDER BY v.viewed_at DESC"#,
+        token_hash,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    if rows.first().is_none_or(|r| r.live == 0) {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                Some(Product {
+                    sku: r.sku?,
+                    name: r.name?,
+                    price_amount: r.price_amount?,
+                    price_currency: r.price_currency?,
+                    low_stock_threshold: r.low_stock_threshold?,
+                    available: r.available?,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// Moves a guest cart's views to the customer's cart at attach (the newer view of a product
+/// both have wins), in the caller's transaction, before the guest cart is deleted.
+pub async fn merge(conn: &mut PgConnection, from_cart: uuid::Uuid, into_cart: uuid::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH moved AS (
+               INSERT INTO recent_views (cart_id, sku, viewed_at)
+               SELECT $2, sku, viewed_at FROM recent_views WHERE cart_id = $1
+               ON CONFLICT (cart_id, sku) DO UPDATE SET viewed_at = greatest(recent_views.viewed_at, EXCLUDED.viewed_at)
+           )
+           DELETE FROM recent_views WHERE cart_id = $1"#,
+        from_cart,
+        into_cart
+    )
+    .execute(&mut *conn)
+    .await?;
+    // Keep the merged list bounded like any other.
+    sqlx::query!(
+        r#"DELETE FROM recent_views r USING (
+               SELECT sku FROM recent_views WHERE cart_id = $1 ORDER BY viewed_at DESC OFFSET $2
+           ) old
+           WHERE r.cart_id = $1 AND r.sku = old.sku"#,
+        into_cart,
+        RECENT_LIMIT
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds a replica's counts to the minute and hour buckets and prunes buckets no window reads
+/// any more, in one statement.
+pub async fn flush_views(
+    conn: &mut PgConnection,
+    at: DateTime<Utc>,
+    skus: &[String],
+    views: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH counts (sku, views) AS (SELECT * FROM unnest($2::text[], $3::int8[])),
+           minute AS (
+               INSERT INTO product_views_minute (bucket, sku, views)
+               SELECT date_trunc('minute', $1::timestamptz), sku, views FROM counts
+               ON CONFLICT (bucket, sku) DO UPDATE SET views = product_views_minute.views + EXCLUDED.views
+           ), hour AS (
+               INSERT INTO product_views_hour (bucket, sku, views)
+               SELECT date_trunc('hour', $1::timestamptz), sku, views FROM counts
+               ON CONFLICT (bucket, sku) DO UPDATE SET views = product_views_hour.views + EXCLUDED.views
+           ), old_minutes AS (
+               DELETE FROM product_views_minute WHERE bucket < $1::timestamptz - interval '2 hours'
+           )
+           DELETE FROM product_views_hour WHERE bucket < $1::timestamptz - interval '8 days'"#,
+        at,
+        skus,
+        views
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct Popular {
+    pub product: Product,
+    pub views: i64,
+}
+
+/// The most viewed products of the last `window` (one of the contract's: 1h from minute
+/// buckets, 24h and 7d from hour buckets, so those start on the hour).
+pub async fn popular(conn: &mut PgConnection, window_hours: i64, limit: i64) -> Result<Vec<Popular>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH counted AS (
+               SELECT sku, sum(views)::int8 AS views FROM product_views_minute
+               WHERE $1::int8 = 1 AND bucket >= date_trunc('minute', now() - interval '1 hour')
+               GROUP BY sku
+               UNION ALL
+               SELECT sku, sum(views)::int8 FROM product_views_hour
+               WHERE $1::int8 > 1 AND bucket >= date_trunc('hour', now() - make_interval(hours => $1::int4))
+               GROUP BY sku
+           )
+           SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
+                  s.on_hand - s.reserved AS "available!", c.views AS "views!"
+           FROM counted c JOIN products p ON p.sku = c.sku JOIN stock_levels s ON s.sku = c.sku
+           ORDER BY c.views DESC, p.sku
+           LIMIT $2"#,
+        window_hours,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Popular {
+            product: Product {
+                sku: r.sku,
+                name: r.name,
+                price_amount: r.price_amount,
+                price_currency: r.price_currency,
+                low_stock_threshold: r.low_stock_threshold,
+                available: r.available,
+            },
+            views: r.views,
+        })
+        .collect())
+}

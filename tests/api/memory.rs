@@ -1,0 +1,161 @@
+//! Shopper memory: recently viewed products and popular products, across two instances.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+
+use crate::helpers::{fresh_database, spawn_replicas, spawn_with_pool, test_settings, Auth, TestApp};
+
+async fn view(app: &TestApp, token: &str, sku: &str) {
+    app.get(&format!("/v1/products/{sku}"), Auth::Bearer(token)).await.assert_status(200);
+}
+
+async fn recent(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let r = app.get(&format!("/v1/session/recently-viewed{query}"), Auth::Bearer(token)).await;
+    r.assert_status(200);
+    r.body["items"].as_array().unwrap().clone()
+}
+
+fn skus(items: &[Value]) -> Vec<&str> {
+    items.iter().map(|p| p["sku"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_view_on_one_replica_is_in_recently_viewed_on_the_other_at_once() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("RV-A", 100, 5).await;
+    apps[0].stocked("RV-B", 200, 0).await;
+    let token = apps[0].session().await;
+    view(&apps[0], &token, "RV-A").await;
+    assert_eq!(skus(&recent(&apps[1], &token, "").await), ["RV-A"]);
+    view(&apps[1], &token, "RV-B").await;
+    view(&apps[0], &token, "RV-A").await;
+    let items = recent(&apps[1], &token, "").await;
+    assert_eq!(skus(&items), ["RV-A", "RV-B"], "distinct, most recent first");
+    // As product reads render them: the current price and availability.
+    apps[0].put_product("RV-B", "Product RV-B", 250).await.assert_status(200);
+    apps[0].adjust("RV-B", 3, "restock").await.assert_status(200);
+    let b = &recent(&apps[1], &token, "").await[1];
+    assert_eq!(b["price"], json!({ "amount": 250, "currency": "EUR" }));
+    assert_eq!(b["available"], 3);
+    assert_eq!(*b, apps[1].get("/v1/products/RV-B", Auth::None).await.body);
+}
+
+#[tokio::test]
+async fn the_list_keeps_the_twenty_most_recent_and_each_session_its_own() {
+    let apps = spawn_replicas(2, &[]).await;
+    for i in 0..25 {
+        apps[0].stocked(&format!("CAP-{i:02}"), 100, 1).await;
+    }
+    let (mine, theirs) = (apps[0].session().await, apps[1].session().await);
+    for i in 0..25 {
+        view(&apps[i % 2], &mine, &format!("CAP-{i:02}")).await;
+    }
+    view(&apps[1], &theirs, "CAP-00").await;
+    let items = recent(&apps[1], &mine, "").await;
+    assert_eq!(items.len(), 20);
+    assert_eq!(items[0]["sku"], "CAP-24");
+    assert_eq!(items[19]["sku"], "CAP-05");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM recent_views").fetch_one(&apps[0].db).await.unwrap();
+    assert_eq!(kept, 21, "bounded in the database too: 20 + the other session's one");
+    assert_eq!(skus(&recent(&apps[0], &mine, "?limit=3").await), ["CAP-24", "CAP-23", "CAP-22"]);
+    assert_eq!(skus(&recent(&apps[0], &theirs, "").await), ["CAP-00"], "sessions do not share lists");
+
+    // Without a session token a read records nothing; a bad one is no error either.
+    apps[0].get("/v1/products/CAP-01", Auth::None).await.assert_status(200);
+    apps[0].get("/v1/products/CAP-01", Auth::Bearer("sc_not_a_session")).await.assert_status(200);
+    for bad in ["?limit=0", "?limit=21", "?limit=x"] {
+        apps[0]
+            .get(&format!("/v1/session/recently-viewed{bad}"), Auth::Bearer(&mine))
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+    apps[0].get("/v1/session/recently-viewed", Auth::None).await.assert_problem(401, "unauthorized");
+    apps[0].get("/v1/session/recently-viewed", Auth::Bearer("sc_nope")).await.assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn recently_viewed_merges_into_the_customers_list_at_attach() {
+    let apps = spawn_replicas(2, &[]).await;
+    for sku in ["M-1", "M-2", "M-3"] {
+        apps[0].stocked(sku, 100, 1).await;
+    }
+    let (phone, laptop) = (apps[0].session().await, apps[1].session().await);
+    let attach = |token: &str| json!({ "token": token, "customer_id": "cust-7" });
+    apps[0].admin("POST", "/v1/admin/sessions/attach", Some(attach(&phone))).await.assert_status(200);
+    view(&apps[0], &phone, "M-1").await;
+    view(&apps[1], &laptop, "M-2").await;
+    view(&apps[1], &laptop, "M-3").await;
+    apps[1].admin("POST", "/v1/admin/sessions/attach", Some(attach(&laptop))).await.assert_status(200);
+    let phone_list = recent(&apps[0], &phone, "").await;
+    assert_eq!(skus(&phone_list), ["M-3", "M-2", "M-1"]);
+    assert_eq!(recent(&apps[1], &laptop, "").await, phone_list, "one list for every session of the customer");
+}
+
+#[tokio::test]
+async fn popular_products_count_views_on_every_replica() {
+    let apps = spawn_replicas(2, &[]).await;
+    for sku in ["POP-A", "POP-B", "POP-C"] {
+        apps[0].stocked(sku, 100, 1).await;
+    }
+    for (sku, n) in [("POP-A", 3), ("POP-B", 5), ("POP-C", 1)] {
+        for i in 0..n {
+            apps[i % 2].get(&format!("/v1/products/{sku}"), Auth::None).await.assert_status(200);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = apps[1].get("/v1/popular-products?window=1h", Auth::None).await;
+        r.assert_status(200);
+        let items = r.body["items"].as_array().unwrap();
+        let counts: Vec<(&str, i64)> =
+            items.iter().map(|p| (p["sku"].as_str().unwrap(), p["views"].as_i64().unwrap())).collect();
+        if counts == [("POP-B", 5), ("POP-A", 3), ("POP-C", 1)] {
+            assert_eq!(items[0]["name"], "Product POP-B");
+            break;
+        }
+        assert!(Instant::now() < deadline, "both replicas' counts within 10 s: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let day = apps[0].get("/v1/popular-products?window=24h&limit=1", Auth::None).await;
+    assert_eq!(skus(day.body["items"].as_array().unwrap()), ["POP-B"]);
+    for bad in ["?window=2h", "?limit=0", "?limit=101"] {
+        apps[0].get(&format!("/v1/popular-products{bad}"), Auth::None).await.assert_problem(400, "invalid_query");
+    }
+}
+
+#[tokio::test]
+async fn the_product_read_answers_while_recording_fails_and_the_failure_is_counted() {
+    let url = fresh_database().await;
+    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+    let owner = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&owner).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        // The views table is out of reach: every recording fails.
+        format!("REVOKE ALL ON recent_views FROM {role}"),
+    ] {
+        sqlx::query(&sql).execute(&owner).await.unwrap();
+    }
+    let role_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    if role_url == url {
+        eprintln!("skipped: DATABASE_URL does not log in as `postgres`, so the role cannot be swapped in");
+        return;
+    }
+    let settings = test_settings(&[]);
+    let pool = stockcart::startup::connect_lazy(&settings, &role_url).unwrap();
+    let app = spawn_with_pool(&url, settings, pool).await;
+    app.stocked("FAIL-1", 100, 2).await;
+    let token = app.session().await;
+    let read = app.get("/v1/products/FAIL-1", Auth::Bearer(&token)).await;
+    read.assert_status(200);
+    assert_eq!(read.body["available"], 2);
+    app.get("/v1/products/NOPE", Auth::Bearer(&token)).await.assert_problem(404, "unknown_sku");
+    let metrics = app.get("/metrics", Auth::None).await.text;
+    assert!(metrics.contains("stockcart_view_record_failures_total 2"), "{metrics}");
+}

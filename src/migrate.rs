@@ -82,6 +82,8 @@ pub async fn status(pool: &PgPool) -> Result<MigrationStatus, sqlx::Error> {
             status.pending.push(MigrationRef { version: m.version(), name: m.name().to_owned() });
         }
     }
+    // In the order they would apply (refinery lists them by file name: V10 before V2).
+    status.pending.sort_by_key(|m| m.version);
     Ok(status)
 }
 

@@ -5,7 +5,9 @@
 -- views too), and purging a guest cart takes its views along. One shopper, one list.
 CREATE TABLE recent_views (
     cart_id   uuid NOT NULL REFERENCES carts (id) ON DELETE CASCADE,
-    sku       text COLLATE "C" NOT NULL REFERENCES products (sku),
+    -- No foreign key to products: every view of a hot product would take a lock on its row.
+    -- Only SKUs just read from products are inserted, and products are never deleted.
+    sku       text COLLATE "C" NOT NULL,
     viewed_at timestamptz NOT NULL,
     PRIMARY KEY (cart_id, sku)
 );

@@ -1,11 +1,15 @@
 //! One event reader per replica, fanning out to every stream client of that replica.
 //!
 //! Ten thousand clients must not mean ten thousand queries per event: the hub reads each
-//! event from PostgreSQL once and broadcasts it; each client filters what it receives. The
-//! hub is woken by LISTEN/NOTIFY on a connection of its own (not from the request pool, which
-//! it would otherwise hold forever); while that connection is down it reconnects with
-//! backoff and polls meanwhile. Notifications only say "look": the events are always read
-//! from the log, so a lost notification delays an event and never loses it.
+//! event from PostgreSQL once and broadcasts it; each client filters what it receives.
+//!
+//! Waking up: writers do not notify (see migration V5: a notifying commit takes a
+//! database-wide lock). Every `PROBE` the hub asks whether committed events wait for a
+//! position, and if so sequences them; the replica that sequenced notifies, and every hub
+//! listening (LISTEN on a connection of its own, not from the request pool) reads the new
+//! events. While that connection is down it reconnects with backoff and polls the log
+//! meanwhile. Notifications only say "look": events are always read from the log, so a lost
+//! notification delays an event and never loses it.
 
 use std::{
     sync::{
@@ -16,13 +20,12 @@ use std::{
 };
 
 use actix_web::web::Bytes;
-use futures_util::FutureExt;
 use serde_json::{json, Value};
 use sqlx::{
     postgres::{PgListener, PgPoolOptions},
     PgPool,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::{
     metrics::Metrics,
@@ -36,14 +39,13 @@ use crate::{
 /// How many events a slow client may fall behind before the admin stream closes it (it
 /// resumes with `Last-Event-ID`) and the public stream skips to the latest values.
 const BACKLOG: usize = 4096;
-/// Poll interval while LISTEN works (a safety net) and while it does not.
-const POLL_LISTENING: Duration = Duration::from_secs(1);
-const POLL_DISCONNECTED: Duration = Duration::from_millis(200);
-/// Wake-ups closer together than this are served by one read: under a checkout rush every
-/// commit notifies, and a sequencing and a read per notification would cost PostgreSQL about
-/// as many statements as the checkouts themselves. 20 ms keeps the added latency well inside
-/// the 100 ms target while bounding the hub to 50 reads a second.
-const MIN_GAP: Duration = Duration::from_millis(20);
+/// How often the hub looks for unsequenced events (one index probe each time). It bounds the
+/// latency a commit waits before it is sequenced; 20 ms keeps that well inside the 100 ms
+/// target at 50 probes a second per replica.
+const PROBE: Duration = Duration::from_millis(20);
+/// Reads without a notification, while LISTEN works (a safety net) and while it does not.
+const READ_LISTENING: Duration = Duration::from_secs(1);
+const READ_DISCONNECTED: Duration = Duration::from_millis(200);
 const PAGE: i64 = 1000;
 
 /// An event as every stream writes it, rendered once for all clients.
@@ -195,76 +197,76 @@ impl Hub {
     }
 
     async fn run(self: Arc<Hub>) {
-        // A pool of one, so the listener's connection is never one a request waits for.
-        let listen_pool =
-            PgPoolOptions::new().max_connections(1).connect_lazy_with((*self.pool.connect_options()).clone());
-        let mut listener: Option<PgListener> = None;
-        let mut backoff = Duration::from_millis(100);
-        let mut next_connect = Instant::now();
-        let mut ever_connected = false;
+        // LISTEN runs in a task of its own: a notification wait dropped halfway (by the probe
+        // below) could lose track of the connection's state.
+        let (wakes, mut woken) = mpsc::channel(64);
+        let listening_task = tokio::spawn(listen_loop(self.pool.clone(), wakes, self.clone()));
+        let mut listening = false;
         let mut stop = self.shutdown.subscribe();
-        let mut last_read = Instant::now() - MIN_GAP;
+        let mut probe = tokio::time::interval(PROBE);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = Instant::now() - READ_LISTENING;
+        let mut read_now = true;
         loop {
-            if listener.is_none() && Instant::now() >= next_connect {
-                match listen(&listen_pool).await {
-                    Ok(l) => {
-                        if ever_connected {
-                            self.metrics.listen_reconnects.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("event notifications reconnected");
-                        }
-                        ever_connected = true;
-                        listener = Some(l);
-                        backoff = Duration::from_millis(100);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot listen for events; polling meanwhile");
-                        next_connect = Instant::now() + backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+            let read_every = if listening { READ_LISTENING } else { READ_DISCONNECTED };
+            if read_now || last_read.elapsed() >= read_every {
+                read_now = false;
+                last_read = Instant::now();
+                if let Err(e) = self.read().await {
+                    tracing::warn!(error = %e, "reading the event log failed; retrying");
                 }
             }
-            // Read what is there first: a notification sent while we were not listening
-            // (start, reconnect) is lost, the log is not.
-            let since = last_read.elapsed();
-            if since < MIN_GAP {
-                tokio::time::sleep(MIN_GAP - since).await;
-            }
-            last_read = Instant::now();
-            if let Err(e) = self.catch_up().await {
-                tracing::warn!(error = %e, "reading the event log failed; retrying");
-            }
-
-            let poll = if listener.is_some() { POLL_LISTENING } else { POLL_DISCONNECTED };
-            let woke = async {
-                match listener.as_mut() {
-                    Some(l) => l.try_recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                got = woke => match got {
-                    Ok(Some(_)) => {
-                        // Fold the notifications already waiting into this one read.
-                        if let Some(l) = listener.as_mut() {
-                            while let Some(Ok(Some(_))) = l.try_recv().now_or_never() {}
+                wake = woken.recv() => {
+                    match wake {
+                        Some(Wake::Listening) => listening = true,
+                        Some(Wake::Lost) | None => listening = false,
+                        Some(Wake::Notified) => {}
+                    }
+                    // Fold the wake-ups already waiting into this one read. A notification
+                    // sent while we were not listening is lost; the log is not: read anyway.
+                    while let Ok(more) = woken.try_recv() {
+                        match more {
+                            Wake::Listening => listening = true,
+                            Wake::Lost => listening = false,
+                            Wake::Notified => {}
                         }
                     }
-                    Ok(None) | Err(_) => {
-                        tracing::warn!("event notification connection lost; polling until it is back");
-                        listener = None;
-                        next_connect = Instant::now();
-                    }
+                    read_now = true;
+                }
+                _ = probe.tick() => match self.sequence().await {
+                    // Ours to broadcast now; the other replicas hear our notification.
+                    Ok(true) => read_now = true,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "sequencing the event log failed; retrying"),
                 },
-                _ = tokio::time::sleep(poll) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    listening_task.abort();
+                    return;
+                }
             }
         }
     }
 
-    /// Gives positions to what has committed, then broadcasts everything after `head`.
-    async fn catch_up(&self) -> Result<(), sqlx::Error> {
+    /// Gives positions to committed events, if any wait; true when this replica did.
+    async fn sequence(&self) -> Result<bool, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        while events::sequence(&mut conn, 5000, false).await? == 5000 {}
+        if !events::unsequenced(&mut conn).await? {
+            return Ok(false);
+        }
+        let mut any = false;
+        loop {
+            let n = events::sequence(&mut conn, 5000, false).await?;
+            any |= n > 0;
+            if n < 5000 {
+                return Ok(any);
+            }
+        }
+    }
+
+    /// Broadcasts everything after `head`.
+    async fn read(&self) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
         let mut head = self.head();
         if head < 0 {
             // First read: live clients start from what is committed now.
@@ -290,9 +292,54 @@ impl Hub {
     }
 }
 
+/// What the LISTEN task tells the hub.
+enum Wake {
+    Listening,
+    Notified,
+    Lost,
+}
+
+/// Keeps a LISTEN connection (a pool of one, so it is never one a request waits for),
+/// reconnecting with backoff when it drops, and passes every notification on.
+async fn listen_loop(pool: PgPool, wakes: mpsc::Sender<Wake>, hub: Arc<Hub>) {
+    let listen_pool = PgPoolOptions::new().max_connections(1).connect_lazy_with((*pool.connect_options()).clone());
+    let mut backoff = Duration::from_millis(100);
+    let mut ever_connected = false;
+    loop {
+        match listen(&listen_pool).await {
+            Ok(mut listener) => {
+                if ever_connected {
+                    hub.metrics.listen_reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("event notifications reconnected");
+                }
+                ever_connected = true;
+                backoff = Duration::from_millis(100);
+                if wakes.send(Wake::Listening).await.is_err() {
+                    return;
+                }
+                while let Ok(Some(_)) = listener.try_recv().await {
+                    // A full channel already holds a wake-up: nothing is lost.
+                    let _ = wakes.try_send(Wake::Notified);
+                }
+                tracing::warn!("event notification connection lost; polling until it is back");
+                if wakes.send(Wake::Lost).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot listen for events; polling meanwhile");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.ignore_pool_close_event(true);
+    // A lost connection is ours to notice and count; do not let it reconnect quietly.
+    listener.eager_reconnect(false);
     listener.listen(events::CHANNEL).await?;
     Ok(listener)
 }

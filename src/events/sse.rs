@@ -74,12 +74,13 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
     if !send(out, hub, Bytes::from_static(RETRY.as_bytes()), None).await {
         return Ok(());
     }
+    // The position the client resumed from, unless that was lost already (then it had a reset).
+    let mut resumed_from = resume;
     let mut last = match resume {
         None => hub.head(),
         Some(n) => {
             let pruned = {
                 let mut conn = hub.pool.acquire().await?;
-                events::sequence_all(&mut conn).await?;
                 events::marks(&mut conn).await?.1
             };
             if n < pruned {
@@ -88,6 +89,7 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
                 if !send(out, hub, reset_frame(head), None).await {
                     return Ok(());
                 }
+                resumed_from = None;
                 head
             } else {
                 n
@@ -112,6 +114,9 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
                 break;
             }
         }
+        if !lost_before(hub, resumed_from, out).await? {
+            return Ok(());
+        }
     }
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     loop {
@@ -122,12 +127,12 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
                         continue;
                     }
                     last = event.position;
-                    if filter.matches(&event.topic, &event.payload)
-                        && !send(out, hub, event.admin_frame.clone(), Some(event.at)).await
-                    {
-                        return Ok(());
+                    if filter.matches(&event.topic, &event.payload) {
+                        if !send(out, hub, event.admin_frame.clone(), Some(event.at)).await {
+                            return Ok(());
+                        }
+                        heartbeat.reset();
                     }
-                    heartbeat.reset();
                 }
                 // Too far behind: closing is what the contract promises, and the client's
                 // resume reads the rest from the log.
@@ -142,6 +147,20 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// Retention runs while a backlog is read: when it deleted events after `resume` meanwhile,
+/// some may have been skipped, and the client is told to reset. False when the client left.
+async fn lost_before(hub: &Hub, resume: Option<i64>, out: &Frames) -> Result<bool, sqlx::Error> {
+    let Some(n) = resume else { return Ok(true) };
+    let pruned = {
+        let mut conn = hub.pool.acquire().await?;
+        events::marks(&mut conn).await?.1
+    };
+    if n < pruned {
+        return Ok(send(out, hub, reset_frame(hub.head()), None).await);
+    }
+    Ok(true)
 }
 
 /// The public stream: the state of each SKU first (or, on resume, the changes after `resume`),
@@ -198,7 +217,6 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
     let resumable = match resume {
         Some(n) => {
             let mut conn = hub.pool.acquire().await?;
-            events::sequence_all(&mut conn).await?;
             (n >= events::marks(&mut conn).await?.1).then_some(n)
         }
         None => None,
@@ -207,7 +225,8 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
         Some(n) => {
             // Every change after n, from the log; states are then compared by version, so
             // the live events that overlap them are not sent twice.
-            let filter = Filter { types: vec!["stock.changed".into()], ..Filter::default() };
+            // Status events too: a threshold edit changes a status without a stock.changed.
+            let filter = Filter { families: vec!["stock.".into()], skus: skus.clone(), ..Filter::default() };
             let mut after = n;
             loop {
                 let rows = {
@@ -229,8 +248,17 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
                 }
             }
             last = last.max(after);
+            if !lost_before(hub, Some(n), out).await? {
+                return Ok(());
+            }
         }
         None => {
+            // The snapshot's id: everything sequenced before the snapshot is read is in it, so a
+            // resume from this id replays nothing the snapshot already showed.
+            last = {
+                let mut conn = hub.pool.acquire().await?;
+                last.max(events::marks(&mut conn).await?.0)
+            };
             if resume.is_some() && !send(out, hub, reset_frame(last), None).await {
                 return Ok(());
             }
@@ -260,8 +288,10 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    // Fallen behind: skip to the latest value of each SKU.
+                    // Fallen behind: skip to the latest value of each SKU, and let nothing
+                    // older than it (still in the buffer) be sent after it.
                     let head = hub.head();
+                    last = head;
                     for state in snapshot(hub, &skus).await? {
                         if shown.is_news(&state) && !send(out, hub, state.frame(head), None).await {
                             return Ok(());

@@ -31,6 +31,8 @@ pub struct Filter {
     pub types: Vec<String>,
     pub families: Vec<String>,
     pub sku: Option<String>,
+    /// Stock events of any of these SKUs (the public stream's), when not empty.
+    pub skus: Vec<String>,
 }
 
 impl Filter {
@@ -42,7 +44,9 @@ impl Filter {
         let type_ok = (self.types.is_empty() && self.families.is_empty())
             || self.types.iter().any(|t| t == topic)
             || self.families.iter().any(|f| topic.starts_with(f.as_str()));
-        type_ok && self.sku.as_deref().is_none_or(|sku| event_has_sku(payload, sku))
+        type_ok
+            && self.sku.as_deref().is_none_or(|sku| event_has_sku(payload, sku))
+            && (self.skus.is_empty() || self.skus.iter().any(|sku| event_has_sku(payload, sku)))
     }
 }
 
@@ -85,7 +89,7 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result
                FROM (SELECT id FROM outbox_events WHERE position IS NULL ORDER BY id LIMIT $1) t
            ), head AS (
                UPDATE event_log_marks SET value = value + (SELECT count(*) FROM todo)
-               WHERE name = 'sequenced'
+               WHERE name = 'sequenced' AND EXISTS (SELECT 1 FROM todo)
                RETURNING value - (SELECT count(*) FROM todo) AS base
            ), placed AS (
                UPDATE outbox_events e SET position = head.base + todo.n
@@ -103,6 +107,14 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result
     }
     tx.commit().await?;
     Ok(sequenced)
+}
+
+/// Whether committed events wait for a position: one probe of a small partial index, cheap
+/// enough to ask every few milliseconds.
+pub async fn unsequenced(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox_events WHERE position IS NULL) AS "any!""#)
+        .fetch_one(conn)
+        .await
 }
 
 /// Sequences everything committed so far: afterwards a read sees every acknowledged write.
@@ -130,6 +142,7 @@ pub async fn after(
              AND ($5::text IS NULL
                   OR payload ->> 'sku' = $5
                   OR payload -> 'order' -> 'lines' @> jsonb_build_array(jsonb_build_object('sku', $5::text)))
+             AND (cardinality($7::text[]) = 0 OR payload ->> 'sku' = ANY($7))
            ORDER BY position
            LIMIT $6"#,
         after,
@@ -137,7 +150,8 @@ pub async fn after(
         &exact,
         &families,
         filter.sku.as_deref(),
-        limit
+        limit,
+        &filter.skus
     )
     .fetch_all(conn)
     .await

@@ -371,8 +371,7 @@ pub async fn record(
                    WHEN per.gone THEN 'the endpoint answered 410 Gone'
                    WHEN NOT per.any_ok AND w.failing_since < now() - make_interval(secs => $8::float8 / 1000)
                    THEN 'every delivery failed since ' || to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                   ELSE w.disabled_reason END,
-               updated_at = now()
+                   ELSE w.disabled_reason END
            FROM per WHERE w.id = per.endpoint_id"#,
         &outcomes.id,
         &outcomes.status,
@@ -422,6 +421,22 @@ pub async fn deliveries(
     )
     .fetch_all(conn)
     .await
+}
+
+/// Deletes up to `limit` finished deliveries last touched before `cutoff` (the delivery log
+/// is kept as long as the events), skipping rows another replica is deleting.
+pub async fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<i64, sqlx::Error> {
+    let n = sqlx::query!(
+        r#"DELETE FROM webhook_deliveries WHERE id IN (
+               SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1
+               ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)"#,
+        cutoff,
+        limit
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n as i64)
 }
 
 /// Pending deliveries per endpoint, for `/metrics`.

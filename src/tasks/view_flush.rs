@@ -21,7 +21,10 @@ pub async fn flush_once(state: &AppState) {
     if counts.is_empty() {
         return;
     }
-    let (skus, views): (Vec<String>, Vec<i64>) = counts.iter().map(|(k, v)| (k.clone(), *v)).unzip();
+    // In SKU order: two replicas upserting overlapping rows in different orders could deadlock.
+    let mut sorted: Vec<(&String, &i64)> = counts.iter().collect();
+    sorted.sort_unstable();
+    let (skus, views): (Vec<String>, Vec<i64>) = sorted.into_iter().map(|(k, v)| (k.clone(), *v)).unzip();
     let flushed = async {
         let mut conn = state.pool.acquire().await?;
         memory::flush_views(&mut conn, chrono::Utc::now(), &skus, &views).await

@@ -45,6 +45,8 @@ impl Sender {
         let settings = &state.settings;
         let client = reqwest::Client::builder()
             .redirect(redirect::Policy::none())
+            // A proxy from the environment would be the address checked, not the receiver's.
+            .no_proxy()
             .timeout(settings.webhook_timeout)
             .connect_timeout(settings.webhook_timeout)
             .dns_resolver(guard::resolver(settings.webhook_allow_private))
@@ -122,8 +124,10 @@ impl Sender {
         let mut jitter = [0u8; 2];
         getrandom::getrandom(&mut jitter).expect("the OS random number generator works");
         let fraction = f64::from(u16::from_le_bytes(jitter)) / f64::from(u16::MAX) * 0.1;
-        let wait = step.mul_f64(1.0 + fraction).max(retry_after.unwrap_or_default());
-        Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1)))
+        // A receiver may ask for more time, not for forever: at most a day.
+        let asked = retry_after.unwrap_or_default().min(Duration::from_secs(86_400));
+        let wait = step.mul_f64(1.0 + fraction).max(asked);
+        Utc::now().checked_add_signed(chrono::Duration::from_std(wait).ok()?)
     }
 }
 
@@ -159,7 +163,7 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut events = state.events.subscribe();
     // A claim covers the wait for a permit too: at most `QUEUE` requests' worth per slot.
-    let lease = state.settings.webhook_timeout * QUEUE as u32 + Duration::from_secs(5);
+    let lease = state.settings.webhook_timeout * (QUEUE as u32 + 1) + Duration::from_secs(5);
     let mut depth_tick = tokio::time::interval(Duration::from_secs(5));
     let mut finished: Vec<Done> = Vec::new();
     loop {

@@ -372,3 +372,72 @@ async fn stream_connections_past_the_limit_are_refused_with_retry_after() {
     assert_eq!(second.status, 503);
     assert!(second.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn a_graceful_stop_ends_open_streams_at_once() {
+    let url = crate::helpers::fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stockcart"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("STOCKCART_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("STOCKCART_BIND", format!("127.0.0.1:{port}"))
+        .env("STOCKCART_SHUTDOWN_TIMEOUT", "30s")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "the server became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stream =
+        client.get(format!("{base}/v1/admin/events/stream")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    stream.chunk().await.unwrap(); // retry: 2000
+
+    let stopping = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The stream ends (the client reconnects elsewhere) instead of holding the stop for the
+    // whole 30 s grace period.
+    let ended =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the stream ended on SIGTERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "graceful stop exits 0");
+    assert!(stopping.elapsed() < Duration::from_secs(10), "stopped in {:?}", stopping.elapsed());
+}
+
+#[tokio::test]
+async fn a_public_stream_resumed_on_another_replica_gets_changes_and_threshold_crossings_it_missed() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("RES-A", 100, 8).await;
+    apps[0].stocked("RES-B", 100, 8).await;
+    all_events(&apps[0], "").await; // everything sequenced: the snapshot's id covers it
+    let mut first = SseClient::connect(&apps[0], "/v1/stock/stream?skus=RES-A", false, None).await;
+    let snapshot = first.next(Duration::from_secs(2)).await.unwrap();
+    let seen: i64 = snapshot.id.unwrap().parse().unwrap();
+    drop(first);
+    // While away: a change of RES-A, a change of another SKU, and a threshold edit that makes
+    // RES-A low without any stock change.
+    apps[0].adjust("RES-A", -1, "shrinkage").await.assert_status(200);
+    apps[0].adjust("RES-B", -1, "shrinkage").await.assert_status(200);
+    apps[0]
+        .admin(
+            "PUT",
+            "/v1/admin/products/RES-A",
+            Some(json!({ "name": "A", "price": { "amount": 100, "currency": "EUR" }, "low_stock_threshold": 7 })),
+        )
+        .await
+        .assert_status(200);
+    let mut again = SseClient::connect(&apps[1], "/v1/stock/stream?skus=RES-A", false, Some(seen)).await;
+    let changed = again.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(changed.data, json!({ "sku": "RES-A", "available": 7, "status": "in_stock", "version": 2 }));
+    let crossed = again.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(crossed.data, json!({ "sku": "RES-A", "available": 7, "status": "low", "version": 2 }));
+    assert!(again.next(Duration::from_millis(500)).await.is_none(), "nothing of other SKUs, nothing twice");
+}

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// `GET /v1/admin/events?after=&types=&sku=&limit=`: the log, oldest first. `next` is the id
-/// of the last event of the page (pass it as `after` to go on), null on an empty page.
+/// to pass as `after` to go on: the last event's, or `after` itself on an empty page.
 pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
     let query = ListQuery::parse(&req)?;
     let after = match query.after.as_deref() {
@@ -27,7 +27,8 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpR
     // Every write acknowledged before this request is in the answer, on any replica.
     events::sequence_all(&mut conn).await?;
     let rows = events::after(&mut conn, after, &filter, query.limit).await?;
-    let next = rows.last().map(|e| e.position);
+    // On an empty page, where to go on from is where the client is: it keeps its place.
+    let next = rows.last().map_or(after, |e| e.position);
     let items: Vec<_> = rows.iter().map(resource).collect();
     Ok(crate::routes::ok(&json!({ "items": items, "next": next })))
 }

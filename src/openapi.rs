@@ -173,7 +173,7 @@ fn schemas(currency: &str) -> Value {
             "on_hand": { "type": "integer", "minimum": 0, "maximum": MAX_ON_HAND },
             "reference": reference } },
         "Adjustment": { "type": "object", "required": ["delta", "reason"], "properties": {
-            "delta": { "type": "integer", "minimum": -MAX_DELTA, "maximum": MAX_DELTA, "not": { "enum": [0] }, "description": "non-zero, at most 1e9 in magnitude" },
+            "delta": { "type": "integer", "anyOf": [ { "minimum": -MAX_DELTA, "maximum": -1 }, { "minimum": 1, "maximum": MAX_DELTA } ], "description": "non-zero, at most 1e9 in magnitude" },
             "reason": { "type": "string", "enum": ADJUSTMENT_REASONS },
             "reference": reference } },
         "Batch": { "type": "object", "required": ["adjustments"], "properties": {
@@ -223,7 +223,9 @@ fn schemas(currency: &str) -> Value {
             "id": { "type": "integer", "format": "int64", "description": "position in the one total order shared by every replica" },
             "type": { "type": "string", "enum": TYPES },
             "at": { "type": "string", "format": "date-time" },
-            "data": { "oneOf": event_data } } },
+            // anyOf: the shapes share members and no member is required, so a stock.changed
+            // document also matches the others and `oneOf` would refuse it.
+            "data": { "anyOf": event_data } } },
         "EventPage": { "type": "object", "properties": {
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
             "next": { "type": "integer", "nullable": true, "description": "the id of the last event, to pass as after; null on an empty page" } } },

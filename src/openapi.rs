@@ -158,7 +158,7 @@ fn schemas(currency: &str) -> Value {
         "ProductInput": { "type": "object", "required": ["name", "price"], "properties": {
             "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN },
             "price": { "$ref": "#/components/schemas/Price" },
-            "low_stock_threshold": { "type": "integer", "minimum": 0, "maximum": MAX_ON_HAND } } },
+            "low_stock_threshold": { "type": "integer", "minimum": 0, "maximum": MAX_ON_HAND, "nullable": true } } },
         "Price": { "type": "object", "required": ["amount", "currency"], "properties": {
             "amount": { "type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PRICE, "description": "minor units" },
             "currency": { "type": "string", "pattern": "^[A-Z]{3}$", "enum": [currency], "description": "the deployment's one currency (STOCKCART_CURRENCY)" } } },
@@ -309,7 +309,19 @@ fn operation(e: &Endpoint) -> Value {
         .collect();
     if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage") {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
-        parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "string" } }));
+        // Each list's cursor as its route parses it (an empty or foreign one is 400).
+        let cursor = match e.ok.1 {
+            "ProductPage" => {
+                json!({ "type": "string", "pattern": SKU_PATTERN, "description": "the last SKU of the previous page" })
+            }
+            "MovementPage" => {
+                json!({ "type": "integer", "format": "int64", "minimum": 0, "description": "the last movement id of the previous page" })
+            }
+            _ => {
+                json!({ "type": "string", "pattern": "^[0-9]{1,17}_[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", "description": "next from the previous page" })
+            }
+        };
+        parameters.push(json!({ "name": "after", "in": "query", "schema": cursor }));
     }
     if e.ok.1 == "EventPage" {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));

@@ -397,7 +397,12 @@ pub fn document_for(currency: &str) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Shopping carts and real-time inventory. Errors are RFC 9457 problem documents with a stable `code`. \
                             Integers must be written as integers (1.0 and 1e2 are 422 invalid_number). Request bodies are limited \
-                            to 64 KiB (8 MiB for the batch endpoint). Every response carries X-Request-Id."
+                            to 64 KiB (8 MiB for the batch endpoint). Every response carries X-Request-Id. \
+                            A request the HTTP parser itself refuses (broken framing such as Content-Length with \
+                            Transfer-Encoding or a negative Content-Length, more than 96 headers) gets an empty 400 or \
+                            431 and the connection is closed: it never reaches the service that writes problem documents. \
+                            Every request is answered within STOCKCART_REQUEST_TIMEOUT (503 database_unavailable with \
+                            Retry-After when the database is too slow)."
         },
         "paths": paths,
         "components": {

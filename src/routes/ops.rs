@@ -30,7 +30,7 @@ impl Readiness {
 
 /// `/readyz` answers within this whatever the database does: balancers probe with short
 /// timeouts of their own, and a probe that hangs reads as ready to some of them.
-const READINESS_LIMIT: Duration = Duration::from_millis(1500);
+const READINESS_LIMIT: Duration = Duration::from_millis(1000);
 
 pub async fn healthz() -> HttpResponse {
     super::ok(&json!({ "status": "ok" }))

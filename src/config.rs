@@ -7,7 +7,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
-use crate::domain::Currency;
+use crate::{
+    domain::Currency,
+    edge::{CorsOrigins, IpRange, RateLimit},
+};
 
 /// Every variable the service reads, with its default and meaning: the one place a default is
 /// written. Parsing takes its defaults from here, `--help` prints it, and a test checks that
@@ -57,6 +60,28 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
+    (
+        "STOCKCART_REQUEST_TIMEOUT",
+        "5s",
+        "every request is answered within this (503 database_unavailable when the database is too slow); also the statement_timeout",
+    ),
+    (
+        "STOCKCART_SESSION_RATE_LIMIT",
+        "600/min",
+        "session creations per client address and replica, like 600/min, 20/s or 1000/h; 0 turns the limit off",
+    ),
+    (
+        "STOCKCART_TRUSTED_PROXIES",
+        "(none)",
+        "comma-separated addresses or CIDR ranges of proxies whose X-Forwarded-For names the client",
+    ),
+    (
+        "STOCKCART_CORS_ORIGINS",
+        "(none)",
+        "comma-separated origins (https://shop.example) allowed to call the API from a browser, or *",
+    ),
+    ("STOCKCART_HSTS", "false", "true behind TLS: answers carry Strict-Transport-Security"),
+    ("STOCKCART_METRICS_TOKEN", "(unset)", "when set, /metrics requires Authorization: Bearer <this token>"),
     ("RUST_LOG", "info,sqlx=warn", "log filter (tracing-subscriber EnvFilter syntax)"),
 ];
 
@@ -99,6 +124,13 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    /// `None` when turned off.
+    pub session_rate_limit: Option<RateLimit>,
+    pub trusted_proxies: Vec<IpRange>,
+    pub cors_origins: CorsOrigins,
+    pub hsts: bool,
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -204,8 +236,38 @@ impl Settings {
         if secret_key.as_ref().is_some_and(|k| k.len() < 16) {
             return Err("STOCKCART_SECRET_KEY: expected at least 16 characters".into());
         }
+        let request_timeout = duration("STOCKCART_REQUEST_TIMEOUT")?;
+        if request_timeout < Duration::from_millis(100) || request_timeout > Duration::from_secs(3600) {
+            return Err("STOCKCART_REQUEST_TIMEOUT: expected 100ms to 1h".into());
+        }
+        let rate_raw = parse_or("STOCKCART_SESSION_RATE_LIMIT");
+        let session_rate_limit =
+            RateLimit::parse(&rate_raw).map_err(|e| format!("STOCKCART_SESSION_RATE_LIMIT={rate_raw:?}: {e}"))?;
+        let trusted_proxies = match var("STOCKCART_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => IpRange::parse_list(&raw).map_err(|e| format!("STOCKCART_TRUSTED_PROXIES={raw:?}: {e}"))?,
+        };
+        let cors_origins = match var("STOCKCART_CORS_ORIGINS") {
+            None => CorsOrigins::None,
+            Some(raw) => CorsOrigins::parse(&raw).map_err(|e| format!("STOCKCART_CORS_ORIGINS={raw:?}: {e}"))?,
+        };
+        let hsts = match parse_or("STOCKCART_HSTS").trim() {
+            "true" => true,
+            "false" => false,
+            other => return Err(format!("STOCKCART_HSTS={other:?}: expected true or false")),
+        };
+        let metrics_token = var("STOCKCART_METRICS_TOKEN");
+        if metrics_token.as_deref().is_some_and(|t| t.chars().any(|c| c.is_whitespace() || c.is_control())) {
+            return Err("STOCKCART_METRICS_TOKEN: expected no whitespace or control characters".into());
+        }
 
         Ok(Settings {
+            request_timeout,
+            session_rate_limit,
+            trusted_proxies,
+            cors_origins,
+            hsts,
+            metrics_token: metrics_token.map(SecretString::from),
             bind,
             webhook_retry_schedule,
             webhook_timeout,
@@ -276,6 +338,11 @@ mod tests {
         assert_eq!(s.session_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(s.payment_timeout, Duration::from_secs(15 * 60));
         assert_eq!(s.currency.as_str(), "EUR");
+        assert_eq!(s.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.session_rate_limit, RateLimit::parse("600/min").unwrap());
+        assert!(s.trusted_proxies.is_empty() && s.cors_origins == CorsOrigins::None && !s.hsts);
+        assert!(s.metrics_token.is_none());
+        assert!(settings(&[("STOCKCART_SESSION_RATE_LIMIT", "0")]).unwrap().session_rate_limit.is_none());
     }
 
     #[test]
@@ -328,6 +395,12 @@ mod tests {
             ("STOCKCART_POOL_SIZE", "0"),
             ("STOCKCART_ADMIN_TOKEN", "has space"),
             ("STOCKCART_LOG_FORMAT", "xml"),
+            ("STOCKCART_REQUEST_TIMEOUT", "0s"),
+            ("STOCKCART_SESSION_RATE_LIMIT", "600/fortnight"),
+            ("STOCKCART_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("STOCKCART_CORS_ORIGINS", "shop.example"),
+            ("STOCKCART_HSTS", "yes"),
+            ("STOCKCART_METRICS_TOKEN", "a b"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert!(err.contains(name), "{err}");

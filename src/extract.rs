@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     domain::{int_value, ExpectedVersion, Invalid},
+    edge::BodyPending,
     error::ApiError,
     problem::Problem,
 };
@@ -51,6 +52,7 @@ fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Futu
     });
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let req = req.clone();
     async move {
         if !is_json {
             return Err(ApiError::new(
@@ -62,6 +64,8 @@ fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Futu
             return Err(too_large(limit));
         }
         let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+        // Left in place when the request deadline drops this future mid-body (see `edge::deadline`).
+        req.extensions_mut().insert(BodyPending);
         while let Some(chunk) = payload.next().await {
             let chunk =
                 chunk.map_err(|_| ApiError::new(Problem::MalformedBody, "the request body could not be read"))?;
@@ -70,12 +74,96 @@ fn read_json(req: &HttpRequest, mut payload: Payload, limit: usize) -> impl Futu
             }
             bytes.extend_from_slice(&chunk);
         }
-        let value: Value = serde_json::from_slice(&bytes)
+        req.extensions_mut().remove::<BodyPending>();
+        let value = parse_strict(&bytes)
             .map_err(|e| ApiError::new(Problem::MalformedJson, format!("the body is not valid JSON: {e}")))?;
         match value {
             Value::Object(map) => Ok(Fields(map)),
             _ => Err(ApiError::new(Problem::InvalidBody, "the body must be a JSON object")),
         }
+    }
+}
+
+/// Parses JSON like `serde_json::from_slice::<Value>`, but refuses an object that names a
+/// member twice: serde_json keeps the last one silently, and two parsers of one document (a
+/// proxy that checks `delta`, this service that applies it) could then read different values.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<StrictValue>(bytes).map(|v| v.0)
+}
+
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    // Like serde_json's own `Value`: a fraction or exponent stays a float, so `1.0` is still
+    // told apart from `1` (422 `invalid_number`), and a non-finite float cannot come from JSON.
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|v: StrictValue| v.0)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate member {key:?}")));
+            }
+            let StrictValue(value) = map.next_value()?;
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
     }
 }
 
@@ -156,4 +244,34 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<ExpectedVersion>, ApiError> 
 /// A page of items and the cursor of the next page.
 pub fn page(items: Vec<Value>, next: Option<String>) -> Value {
     serde_json::json!({ "items": items, "next": next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_parsing_refuses_duplicate_members_at_any_depth() {
+        assert!(parse_strict(br#"{"delta": 1, "delta": -1}"#).is_err());
+        assert!(parse_strict(br#"{"a": [{"sku": "A", "sku": "B"}]}"#).is_err());
+        assert!(parse_strict(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_ok());
+    }
+
+    #[test]
+    fn strict_parsing_reads_what_serde_json_reads() {
+        for doc in [
+            r#"{"a": 1, "b": -9223372036854775808, "c": 18446744073709551615, "d": 1.0, "e": 1e2}"#,
+            r#"{"s": "\u00e9\n", "n": null, "t": true, "l": [1, [2, {}], "x"]}"#,
+            r#"[1, 2.5, 100000000000000000000000000]"#,
+            "\"text\"",
+        ] {
+            let ours = parse_strict(doc.as_bytes()).unwrap();
+            let theirs: Value = serde_json::from_str(doc).unwrap();
+            assert_eq!(ours, theirs, "{doc}");
+            assert_eq!(ours.to_string(), theirs.to_string(), "{doc}");
+        }
+        for bad in ["", "{", "{\"a\": 1,}", "[1 2]", "nul", "\"\\ud800\"", "{\"a\": 1} x"] {
+            assert!(parse_strict(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 }

@@ -25,6 +25,9 @@ impl Report {
 pub async fn check(pool: &PgPool) -> Result<Report, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    // The pool's statement_timeout is sized for requests; reading a large database whole may
+    // take longer (its route has a longer deadline to match, `edge::SLOW_ADMIN_LIMIT`).
+    sqlx::query("SET LOCAL statement_timeout = '300s'").execute(&mut *tx).await?;
     let rows = sqlx::query!(
         r#"WITH open_orders AS (
                SELECT l.sku, sum(l.quantity)::bigint AS quantity

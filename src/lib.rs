@@ -8,6 +8,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod edge;
 pub mod embedded_pg;
 pub mod error;
 pub mod events;

@@ -42,6 +42,7 @@ pub async fn observe(
         let response = problem_response(Problem::RequestHeaderFieldsTooLarge, "the request head is larger than 16 KiB");
         let mut res = req.into_response(response);
         res.headers_mut().insert(REQUEST_ID, request_id);
+        res.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         return Ok(res);
     }
     let method = req.method().to_string();

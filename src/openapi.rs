@@ -7,7 +7,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::{domain::MAX_LINE_QUANTITY, events::types::TYPES, problem::Problem};
+use crate::{
+    domain::{ADJUSTMENT_REASONS, MAX_DELTA, MAX_LINE_QUANTITY, MAX_ON_HAND, MAX_PRICE},
+    events::types::TYPES,
+    problem::Problem,
+};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Auth {
@@ -66,9 +70,9 @@ const JSON_BODY: &[Problem] = &[
 const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/healthz", Auth::None, "200 while the process runs", None, (200, "Status"), &[]),
     ep("get", "/readyz", Auth::None, "200 when the database answers and its schema is current", None, (200, "Status"), &[(503, "database_unavailable or schema_not_current")]),
-    ep("get", "/metrics", Auth::None, "Prometheus metrics: requests and latency by route and status, pool usage, cart cache hits and misses", None, (200, "Text"), &[]),
+    ep("get", "/metrics", Auth::None, "Prometheus metrics: requests and latency by route and status, pool usage, cart cache hits and misses. When STOCKCART_METRICS_TOKEN is set, send it as a bearer token.", None, (200, "Text"), &[(401, "unauthorized (a metrics token is configured and was not sent)")]),
     ep("get", "/openapi.json", Auth::None, "This document", None, (200, "Object"), &[]),
-    ep("get", "/docs", Auth::None, "Human-readable API documentation", None, (200, "Text"), &[]),
+    ep("get", "/docs", Auth::None, "Human-readable API documentation", None, (200, "Html"), &[]),
     ep("put", "/v1/admin/products/{sku}", Auth::Admin, "Create (201, stock 0) or update (200) a product. Name, price and threshold changes never change the stock level's version or ledger.", Some("ProductInput"), (200, "Product"), &[(201, "created"), (422, "invalid_sku, invalid_name, invalid_price, invalid_currency, currency_mismatch, invalid_threshold, invalid_number")]),
     ep("get", "/v1/products/{sku}", Auth::None, "A product with its available stock and status. With a session token (optional) it also records a view for that shopper (see /v1/session/recently-viewed); recording never fails the read", None, (200, "Product"), &[(404, "unknown_sku")]),
     ep("get", "/v1/products", Auth::None, "Products ordered by SKU (?limit=1..200, ?after=<cursor>)", None, (200, "ProductPage"), &[(400, "invalid_query")]),
@@ -78,7 +82,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("post", "/v1/admin/inventory/batch", Auth::Admin, "Up to 10,000 adjustments, all or nothing; errors name every failing line by index", Some("Batch"), (200, "BatchResult"), &[(409, "insufficient_stock (errors[])"), (422, "invalid_batch, or per-line codes in errors[]")]),
     ep("get", "/v1/admin/inventory/{sku}/movements", Auth::Admin, "The movement ledger of a SKU, oldest first", None, (200, "MovementPage"), &[(400, "invalid_query"), (404, "unknown_sku")]),
     ep("get", "/v1/admin/invariants", Auth::Admin, "Runs the invariant checker: reserved = open orders, ledger sums = levels, versions = ledger counts", None, (200, "InvariantReport"), &[]),
-    ep("post", "/v1/sessions", Auth::None, "Start a shopper session; the token is shown once", None, (201, "NewSession"), &[]),
+    ep("post", "/v1/sessions", Auth::None, "Start a shopper session; the token is shown once. Limited per client address (STOCKCART_SESSION_RATE_LIMIT).", None, (201, "NewSession"), &[(429, "rate_limited (Retry-After)")]),
     ep("get", "/v1/session", Auth::Session, "The current session", None, (200, "Session"), &[]),
     ep("delete", "/v1/session", Auth::Session, "Revoke the session on every replica", None, (204, "Empty"), &[]),
     ep("post", "/v1/admin/sessions/attach", Auth::Admin, "Bind a session to a customer and merge its guest cart into the customer's cart (quantities summed, capped at 999; at most 100 lines)", Some("Attach"), (200, "Cart"), &[(404, "unknown_session"), (409, "session_already_attached"), (422, "invalid_token, invalid_customer_id")]),
@@ -118,8 +122,18 @@ fn event_schema(event_type: &str) -> &'static str {
     }
 }
 
-fn schemas() -> Value {
+/// A SKU as `domain::Sku` parses it.
+const SKU_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// Names, customer ids: not blank, no control characters (as `domain` parses them).
+const NAME_PATTERN: &str =
+    "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// References: no control characters.
+const REFERENCE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+fn schemas(currency: &str) -> Value {
     let int = json!({ "type": "integer", "format": "int64" });
+    let sku = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN });
+    let reference = json!({ "type": "string", "minLength": 1, "maxLength": 200, "pattern": REFERENCE_PATTERN });
     let money = json!({ "$ref": "#/components/schemas/Money" });
     let line = json!({ "type": "object", "properties": {
         "sku": { "type": "string" }, "name": { "type": "string" }, "quantity": int,
@@ -148,11 +162,16 @@ fn schemas() -> Value {
                 .collect::<Vec<_>>() },
         "Status": { "type": "object", "properties": { "status": { "type": "string" } } },
         "Text": { "type": "string" },
+        "Html": { "type": "string" },
         "Object": { "type": "object" },
         "Empty": { "type": "object" },
         "ProductInput": { "type": "object", "required": ["name", "price"], "properties": {
-            "name": { "type": "string", "minLength": 1, "maxLength": 200 }, "price": money,
-            "low_stock_threshold": { "type": "integer", "minimum": 0 } } },
+            "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN },
+            "price": { "$ref": "#/components/schemas/Price" },
+            "low_stock_threshold": { "type": "integer", "minimum": 0, "maximum": MAX_ON_HAND, "nullable": true } } },
+        "Price": { "type": "object", "required": ["amount", "currency"], "properties": {
+            "amount": { "type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_PRICE, "description": "minor units" },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$", "enum": [currency], "description": "the deployment's one currency (STOCKCART_CURRENCY)" } } },
         "Product": { "type": "object", "properties": {
             "sku": { "type": "string" }, "name": { "type": "string" }, "price": money,
             "available": int, "low_stock_threshold": int, "status": stock_status } },
@@ -160,15 +179,17 @@ fn schemas() -> Value {
         "Level": { "type": "object", "properties": {
             "sku": { "type": "string" }, "on_hand": int, "reserved": int, "available": int,
             "version": int, "low_stock_threshold": int, "status": stock_status } },
-        "SetLevel": { "type": "object", "required": ["on_hand"], "properties": { "on_hand": { "type": "integer", "minimum": 0 } } },
+        "SetLevel": { "type": "object", "required": ["on_hand"], "properties": {
+            "on_hand": { "type": "integer", "minimum": 0, "maximum": MAX_ON_HAND },
+            "reference": reference } },
         "Adjustment": { "type": "object", "required": ["delta", "reason"], "properties": {
-            "delta": { "type": "integer", "description": "non-zero, at most 1e9 in magnitude" },
-            "reason": { "type": "string", "enum": ["restock", "correction", "shrinkage", "return"] },
-            "reference": { "type": "string", "maxLength": 200 } } },
+            "delta": { "type": "integer", "anyOf": [ { "minimum": -MAX_DELTA, "maximum": -1 }, { "minimum": 1, "maximum": MAX_DELTA } ], "description": "non-zero, at most 1e9 in magnitude" },
+            "reason": { "type": "string", "enum": ADJUSTMENT_REASONS },
+            "reference": reference } },
         "Batch": { "type": "object", "required": ["adjustments"], "properties": {
-            "adjustments": { "type": "array", "maxItems": 10000, "items": { "allOf": [
+            "adjustments": { "type": "array", "minItems": 1, "maxItems": 10000, "items": { "allOf": [
                 { "$ref": "#/components/schemas/Adjustment" },
-                { "type": "object", "required": ["sku"], "properties": { "sku": { "type": "string" } } } ] } } } },
+                { "type": "object", "required": ["sku"], "properties": { "sku": sku } } ] } } } },
         "BatchResult": { "type": "object", "properties": { "applied": int } },
         "Movement": { "type": "object", "properties": {
             "id": int, "sku": { "type": "string" },
@@ -187,13 +208,13 @@ fn schemas() -> Value {
             "expires_at": { "type": "string", "format": "date-time" },
             "customer_id": { "type": "string", "nullable": true } } },
         "Attach": { "type": "object", "required": ["token", "customer_id"], "properties": {
-            "token": { "type": "string" }, "customer_id": { "type": "string", "minLength": 1, "maxLength": 200 } } },
+            "token": { "type": "string" }, "customer_id": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN } } },
         "Cart": { "type": "object", "properties": {
             "id": { "type": "string", "format": "uuid" }, "version": int,
             "lines": { "type": "array", "items": line }, "item_count": int, "subtotal": money,
             "updated_at": { "type": "string", "format": "date-time" } } },
         "AddItem": { "type": "object", "required": ["sku", "quantity"], "properties": {
-            "sku": { "type": "string" }, "quantity": { "type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY } } },
+            "sku": sku, "quantity": { "type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY } } },
         "SetItem": { "type": "object", "required": ["quantity"], "properties": {
             "quantity": { "type": "integer", "minimum": 0, "maximum": MAX_LINE_QUANTITY } } },
         "Order": { "type": "object", "properties": {
@@ -204,7 +225,7 @@ fn schemas() -> Value {
             "expires_at": { "type": "string", "format": "date-time" } } },
         "OrderPage": page("Order"),
         "Payment": { "type": "object", "required": ["reference"], "properties": {
-            "reference": { "type": "string", "minLength": 1, "maxLength": 200 } } },
+            "reference": reference } },
     });
     // A second literal: one json! of every schema would pass the macro's recursion limit.
     let events = json!({
@@ -212,7 +233,9 @@ fn schemas() -> Value {
             "id": { "type": "integer", "format": "int64", "description": "position in the one total order shared by every replica" },
             "type": { "type": "string", "enum": TYPES },
             "at": { "type": "string", "format": "date-time" },
-            "data": { "oneOf": event_data } } },
+            // anyOf: the shapes share members and no member is required, so a stock.changed
+            // document also matches the others and `oneOf` would refuse it.
+            "data": { "anyOf": event_data } } },
         "EventPage": { "type": "object", "properties": {
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } },
             "next": { "type": "integer", "nullable": true, "description": "the id of the last event, to pass as after; null on an empty page" } } },
@@ -279,13 +302,16 @@ fn operation(e: &Endpoint) -> Value {
     let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
     let media = match e.ok.1 {
         "Text" => "text/plain",
+        "Html" => "text/html",
         "EventStream" => "text/event-stream",
         _ => "application/json",
     };
-    responses.insert(
-        e.ok.0.to_string(),
-        json!({ "description": "success", "content": { media: { "schema": schema_ref(e.ok.1) } } }),
-    );
+    let success = if e.ok.0 == 204 {
+        json!({ "description": "success, no body" })
+    } else {
+        json!({ "description": "success", "content": { media: { "schema": schema_ref(e.ok.1) } } })
+    };
+    responses.insert(e.ok.0.to_string(), success);
     let problem = json!({ "application/problem+json": { "schema": schema_ref("Problem") } });
     for (status, codes) in e.errors {
         let entry = if *status < 300 {
@@ -320,11 +346,30 @@ fn operation(e: &Endpoint) -> Value {
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .map(|name| {
+            let schema = match name {
+                "sku" => json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SKU_PATTERN }),
+                "id" => json!({ "type": "string", "format": "uuid" }),
+                _ => json!({ "type": "string" }),
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
         .collect();
     if matches!(e.ok.1, "ProductPage" | "MovementPage" | "OrderPage" | "WebhookPage" | "DeliveryPage") {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
-        parameters.push(json!({ "name": "after", "in": "query", "schema": { "type": "string" } }));
+        // Each list's cursor as its route parses it (an empty or foreign one is 400).
+        let cursor = match e.ok.1 {
+            "ProductPage" => {
+                json!({ "type": "string", "pattern": SKU_PATTERN, "description": "the last SKU of the previous page" })
+            }
+            "MovementPage" => {
+                json!({ "type": "integer", "format": "int64", "minimum": 0, "description": "the last movement id of the previous page" })
+            }
+            _ => {
+                json!({ "type": "string", "pattern": "^[0-9]{1,17}_[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", "description": "next from the previous page" })
+            }
+        };
+        parameters.push(json!({ "name": "after", "in": "query", "schema": cursor }));
     }
     if e.ok.1 == "EventPage" {
         parameters.push(json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 } }));
@@ -337,7 +382,8 @@ fn operation(e: &Endpoint) -> Value {
     }
     if e.path.starts_with("/v1/admin/events") {
         parameters.push(json!({ "name": "types", "in": "query", "schema": { "type": "string" }, "description": format!("comma-separated: {}, or a family stock.* / order.*", TYPES.join(", ")) }));
-        parameters.push(json!({ "name": "sku", "in": "query", "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" } }));
+        parameters
+            .push(json!({ "name": "sku", "in": "query", "schema": { "type": "string", "pattern": SKU_PATTERN } }));
     }
     if e.path == "/v1/stock/stream" {
         parameters.push(json!({ "name": "skus", "in": "query", "required": true, "schema": { "type": "string" }, "description": "1 to 100 comma-separated SKUs" }));
@@ -380,7 +426,13 @@ fn add_problems(responses: &mut Map<String, Value>, problems: &[Problem], conten
     }
 }
 
+/// The document of a deployment in the default currency.
 pub fn document() -> Value {
+    document_for(crate::config::default_of("STOCKCART_CURRENCY"))
+}
+
+/// The document of a deployment selling in `currency` (prices in another are refused).
+pub fn document_for(currency: &str) -> Value {
     let mut paths = Map::new();
     for e in ENDPOINTS {
         let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
@@ -393,11 +445,16 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Shopping carts and real-time inventory. Errors are RFC 9457 problem documents with a stable `code`. \
                             Integers must be written as integers (1.0 and 1e2 are 422 invalid_number). Request bodies are limited \
-                            to 64 KiB (8 MiB for the batch endpoint). Every response carries X-Request-Id."
+                            to 64 KiB (8 MiB for the batch endpoint). Every response carries X-Request-Id. \
+                            A request the HTTP parser itself refuses (broken framing such as Content-Length with \
+                            Transfer-Encoding or a negative Content-Length, more than 96 headers) gets an empty 400 or \
+                            431 and the connection is closed: it never reaches the service that writes problem documents. \
+                            Every request is answered within STOCKCART_REQUEST_TIMEOUT (503 database_unavailable with \
+                            Retry-After when the database is too slow)."
         },
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": schemas(currency),
             "securitySchemes": {
                 "session": { "type": "http", "scheme": "bearer", "description": "a token from POST /v1/sessions" },
                 "admin": { "type": "http", "scheme": "bearer", "description": "STOCKCART_ADMIN_TOKEN" }
@@ -416,6 +473,10 @@ fn escape(s: &str) -> String {
 }
 
 pub fn html() -> String {
+    html_for(crate::config::default_of("STOCKCART_CURRENCY"))
+}
+
+pub fn html_for(currency: &str) -> String {
     let mut rows = String::new();
     for e in ENDPOINTS {
         let auth = match e.auth {
@@ -435,7 +496,7 @@ pub fn html() -> String {
             errors.join("<br>")
         ));
     }
-    let schemas = serde_json::to_string_pretty(&schemas()).unwrap_or_default();
+    let schemas = serde_json::to_string_pretty(&schemas(currency)).unwrap_or_default();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>stockcart API</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}}table{{border-collapse:collapse}}\

@@ -103,6 +103,7 @@ problems! {
     ServiceUnavailable = ("service_unavailable", 503, "Service unavailable"),
     ShuttingDown = ("shutting_down", 503, "Shutting down"),
     StreamLimitReached = ("stream_limit_reached", 503, "Stream limit reached"),
+    RateLimited = ("rate_limited", 429, "Too many requests"),
     // Webhooks.
     UnknownWebhook = ("unknown_webhook", 404, "Unknown webhook endpoint"),
     InvalidUrl = ("invalid_url", 422, "Invalid webhook URL"),

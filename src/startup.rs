@@ -12,8 +12,17 @@ use sqlx::{
 };
 
 use crate::{
-    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, metrics::Metrics, middleware, routes,
-    state::AppState, tasks, webhooks::seal::Sealer,
+    cache::CartCache,
+    checkout::Checkouts,
+    config::Settings,
+    edge::{self, Edge},
+    events::Hub,
+    metrics::Metrics,
+    middleware,
+    routes::{self, ops::Readiness},
+    state::AppState,
+    tasks,
+    webhooks::seal::Sealer,
 };
 
 pub struct Application {
@@ -24,32 +33,83 @@ pub struct Application {
 
 /// A pool that fails fast when the database is gone, so requests answer 503 quickly.
 fn pool_options(settings: &Settings) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(settings.pool_size)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(3))
-        .test_before_acquire(false)
+    bounded_release(
+        PgPoolOptions::new()
+            .max_connections(settings.pool_size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(3))
+            .test_before_acquire(false),
+    )
 }
 
-/// Every session of the pool waits at most 10 s for a row lock, then gives up with a
-/// retryable error (503): no request can hang behind a lock forever, and the idempotency
-/// wait of a duplicate checkout needs no statement of its own.
-fn connect_options(url: &str) -> Result<PgConnectOptions, String> {
+/// How long a connection coming back to the pool may take to prove it still answers.
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
+
+/// sqlx pings every connection that comes back to the pool, with no time limit: one abandoned
+/// by a request that ran out of time, on a database that froze or vanished, would hold its
+/// slot until the kernel gives up on the TCP connection (many minutes; sqlx offers no client
+/// keepalive). Pinged here with a limit first, such a connection is closed instead.
+fn bounded_release(options: PgPoolOptions) -> PgPoolOptions {
+    options.after_release(|conn, _| {
+        Box::pin(async move {
+            match tokio::time::timeout(RELEASE_CHECK, sqlx::Connection::ping(conn)).await {
+                Ok(Ok(())) => Ok(true),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(sqlx::Error::PoolTimedOut),
+            }
+        })
+    })
+}
+
+/// Session settings of every pooled connection, all sized by the request timeout, because a
+/// request gives up then anyway:
+/// - `statement_timeout`: the server stops work a request no longer waits for, so a slow
+///   database is not kept busy by requests that already answered 503;
+/// - `lock_timeout` (at most 10 s, and shorter than a request): a lock wait gives up first,
+///   with a retryable error (503; `idempotency_in_progress` for a duplicate checkout) rather
+///   than being cut off by the request deadline;
+/// - TCP keepalives and `idle_in_transaction_session_timeout`: the server notices a replica
+///   that died or froze mid-transaction and releases its locks.
+fn connect_options(settings: &Settings, url: &str) -> Result<PgConnectOptions, String> {
     let options = PgConnectOptions::from_str(url).map_err(|e| format!("invalid DATABASE_URL: {e}"))?;
-    Ok(options.options([("lock_timeout", "10s")]))
+    let request_ms = settings.request_timeout.as_millis();
+    let statement_timeout = format!("{request_ms}ms");
+    let lock_timeout = format!("{}ms", (request_ms * 4 / 5).min(10_000));
+    Ok(options.options([
+        ("lock_timeout", lock_timeout.as_str()),
+        ("statement_timeout", statement_timeout.as_str()),
+        ("idle_in_transaction_session_timeout", "60s"),
+        ("tcp_keepalives_idle", "30"),
+        ("tcp_keepalives_interval", "10"),
+        ("tcp_keepalives_count", "3"),
+    ]))
 }
 
 /// Connects now: used at start-up, where an unreachable database should stop the start.
 pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
     pool_options(settings)
-        .connect_with(connect_options(url)?)
+        .connect_with(connect_options(settings, url)?)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))
 }
 
 /// Connects on first use (tests, tools).
 pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
-    Ok(pool_options(settings).connect_lazy_with(connect_options(url)?))
+    Ok(pool_options(settings).connect_lazy_with(connect_options(settings, url)?))
+}
+
+/// The pool of `/readyz`: one connection of its own, so that a request pool exhausted or
+/// stuck on a frozen database cannot make the readiness check wait, nor the check take a
+/// connection from requests.
+fn readiness_pool(pool: &PgPool) -> PgPool {
+    bounded_release(
+        PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(1))
+            .test_before_acquire(false),
+    )
+    .connect_lazy_with(pool.connect_options().as_ref().clone())
 }
 
 /// SIGTERM or Ctrl-C, the signals actix stops on.
@@ -77,6 +137,8 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::default());
+        let edge = web::Data::new(Edge::new(&settings));
+        let readiness = web::Data::new(Readiness::new(readiness_pool(&pool)));
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
             checkouts: Checkouts::start(
@@ -108,11 +170,20 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(metrics.clone())
+                .app_data(edge.clone())
+                .app_data(readiness.clone())
+                // The last wrapped runs first: observe sees every answer, and the edge headers go
+                // on every answer. (The request deadline wraps each resource: `routes::resource`.)
+                .wrap(from_fn(edge::headers))
                 .wrap(from_fn(middleware::observe))
                 .configure(routes::configure)
                 .default_service(web::to(routes::ops::not_found))
         })
         .listen(listener)?
+        // A request head must arrive within the request timeout (a slow body is bounded by the
+        // request deadline, `edge::deadline`), and a closing client gets one second.
+        .client_request_timeout(settings.request_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1));
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

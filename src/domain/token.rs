@@ -19,6 +19,12 @@ impl SessionToken {
         &self.0
     }
 
+    /// Whether `raw` has the form `generate` gives (it may still be unknown or revoked).
+    pub fn is_well_formed(raw: &str) -> bool {
+        raw.strip_prefix("sc_")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    }
+
     pub fn hash(&self) -> TokenHash {
         TokenHash::of(&self.0)
     }
@@ -52,5 +58,8 @@ mod tests {
         assert_eq!(a.as_str().len(), 3 + 64);
         assert_eq!(a.hash(), TokenHash::of(a.as_str()));
         assert_eq!(a.hash().0.len(), 32);
+        assert!(SessionToken::is_well_formed(a.as_str()));
+        assert!(!SessionToken::is_well_formed(&a.as_str()[1..]) && !SessionToken::is_well_formed("sc_"));
+        assert!(!SessionToken::is_well_formed(&a.as_str().to_uppercase()));
     }
 }

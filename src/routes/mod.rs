@@ -12,7 +12,12 @@ pub mod orders;
 pub mod sessions;
 pub mod webhooks;
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::from_fn,
+    web, HttpResponse,
+};
 use serde_json::Value;
 
 /// The route table. `openapi.rs` documents the same paths.
@@ -86,9 +91,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/admin/webhooks/{id}/replay").route(web::post().to(webhooks::replay::handle)));
 }
 
-/// A resource whose unmatched methods answer 405 (the app's default service answers 404).
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(ops::method_not_allowed))
+/// A resource whose unmatched methods answer 405 (the app's default service answers 404),
+/// bounded by the request deadline (`edge::deadline`; per resource, because the deadline keeps
+/// a handle on the request, which only routing that is already done tolerates).
+fn resource(
+    path: &str,
+) -> actix_web::Resource<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse, Error = actix_web::Error, InitError = ()>,
+> {
+    web::resource(path).default_service(web::to(ops::method_not_allowed)).wrap(from_fn(crate::edge::deadline))
 }
 
 pub fn json(status: actix_web::http::StatusCode, body: &Value) -> HttpResponse {

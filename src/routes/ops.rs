@@ -1,20 +1,51 @@
 //! Operations endpoints: health, readiness, metrics, the OpenAPI document and its docs page.
 
-use actix_web::HttpResponse;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
+use sqlx::PgPool;
 
 use crate::{
-    auth::Admin, error::ApiResult, invariants, metrics::Gauges, middleware::problem_response, migrate, openapi,
-    problem::Problem, state::State,
+    auth::{Admin, MetricsReader},
+    error::{ApiError, ApiResult},
+    invariants,
+    metrics::Gauges,
+    middleware::problem_response,
+    migrate, openapi,
+    problem::Problem,
+    state::State,
 };
+
+/// The readiness check's own pool (see `startup::readiness_pool`).
+pub struct Readiness {
+    pool: PgPool,
+}
+
+impl Readiness {
+    pub fn new(pool: PgPool) -> Readiness {
+        Readiness { pool }
+    }
+}
+
+/// `/readyz` answers within this whatever the database does: balancers probe with short
+/// timeouts of their own, and a probe that hangs reads as ready to some of them.
+const READINESS_LIMIT: Duration = Duration::from_millis(1000);
 
 pub async fn healthz() -> HttpResponse {
     super::ok(&json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers and carries exactly this binary's migrations.
-pub async fn readyz(state: State) -> HttpResponse {
-    match migrate::status(&state.pool).await {
+pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let status = match tokio::time::timeout(READINESS_LIMIT, migrate::status(&readiness.pool)).await {
+        Ok(status) => status,
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            return ApiError::unavailable("the database does not answer in time").error_response();
+        }
+    };
+    match status {
         Ok(status) if status.is_current() => super::ok(&json!({ "status": "ready" })),
         Ok(status) => problem_response(
             Problem::SchemaNotCurrent,
@@ -22,12 +53,12 @@ pub async fn readyz(state: State) -> HttpResponse {
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            problem_response(Problem::DatabaseUnavailable, "the database does not answer")
+            ApiError::unavailable("the database does not answer").error_response()
         }
     }
 }
 
-pub async fn metrics(state: State) -> HttpResponse {
+pub async fn metrics(_: MetricsReader, state: State) -> HttpResponse {
     let gauges = Gauges {
         pool_size: state.pool.size(),
         pool_idle: state.pool.num_idle(),
@@ -41,12 +72,14 @@ pub async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&gauges))
 }
 
-pub async fn openapi() -> HttpResponse {
-    super::ok(&openapi::document())
+pub async fn openapi(state: State) -> HttpResponse {
+    super::ok(&openapi::document_for(state.settings.currency.as_str()))
 }
 
-pub async fn docs() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(openapi::html())
+pub async fn docs(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(openapi::html_for(state.settings.currency.as_str()))
 }
 
 pub async fn not_found() -> HttpResponse {
@@ -58,6 +91,18 @@ pub async fn invariants(_: Admin, state: State) -> ApiResult<HttpResponse> {
     Ok(super::ok(&json!({ "ok": report.ok(), "skus_checked": report.skus_checked, "violations": report.violations })))
 }
 
-pub async fn method_not_allowed() -> HttpResponse {
-    problem_response(Problem::MethodNotAllowed, "this method is not allowed on this resource")
+/// 405 with `Allow` naming the resource's methods, as RFC 9110 asks; they are read from the
+/// OpenAPI table, which a test keeps in step with the routes.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = problem_response(Problem::MethodNotAllowed, "this method is not allowed on this resource");
+    let pattern = req.match_pattern();
+    let methods: Vec<&str> = openapi::endpoints()
+        .into_iter()
+        .filter(|(_, path)| Some(*path) == pattern.as_deref())
+        .map(|(m, _)| m)
+        .collect();
+    if let Some((name, value)) = crate::edge::allow_header(&methods) {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }

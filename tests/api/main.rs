@@ -7,6 +7,7 @@ mod checkout;
 mod concurrency;
 mod events;
 mod foundation;
+mod hardening;
 mod helpers;
 mod inventory;
 mod loadgen;

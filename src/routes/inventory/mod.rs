@@ -65,7 +65,8 @@ struct AdjustmentInput {
 fn parse_adjustment(body: &Fields) -> Result<AdjustmentInput, crate::domain::Invalid> {
     use crate::domain::{parse_reference, Invalid};
     let delta = body.int("delta", Problem::InvalidDelta)?;
-    if delta == 0 || delta.abs() > MAX_DELTA {
+    // Not `delta.abs()`: i64::MIN has no absolute value (it wraps in release builds).
+    if delta == 0 || !(-MAX_DELTA..=MAX_DELTA).contains(&delta) {
         return Err(Invalid::new(
             Problem::InvalidDelta,
             format!("delta must be non-zero and at most {MAX_DELTA} in magnitude"),

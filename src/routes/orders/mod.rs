@@ -73,10 +73,19 @@ fn cursor(order: &Order) -> String {
     format!("{}_{}", order.created_at.timestamp_micros(), order.id)
 }
 
+/// Cursors name times PostgreSQL can hold and this service can have written: chrono reaches
+/// further back and ahead than `timestamptz` does, and a time outside it is a database error.
+const CURSOR_MICROS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999_999; // 1970 to 9999
+
 fn parse_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::invalid_query("after is not a cursor of this list");
     let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
-    let at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .filter(|m| CURSOR_MICROS.contains(m))
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
@@ -91,4 +100,19 @@ async fn list_page(
     let found = orders::list(&mut conn, &viewer, status, after, query.limit + 1).await?;
     let next = (found.len() as i64 > query.limit).then(|| cursor(&found[query.limit as usize - 1]));
     Ok(page(found.iter().take(query.limit as usize).map(Order::to_json).collect(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_outside_what_postgresql_holds_do_not_parse() {
+        let id = "00000000-0000-0000-0000-000000000000";
+        for micros in ["-300000000000000000", "-1", "253402300800000000", "9223372036854775807", ""] {
+            assert!(parse_cursor(&format!("{micros}_{id}")).is_err(), "{micros}");
+        }
+        let (at, _) = parse_cursor(&format!("1700000000000000_{id}")).unwrap();
+        assert_eq!(at.timestamp(), 1_700_000_000);
+    }
 }

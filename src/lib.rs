@@ -7,6 +7,7 @@ pub mod cart_view;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod edge;
 pub mod embedded_pg;

@@ -73,6 +73,8 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/metrics", Auth::None, "Prometheus metrics: requests and latency by route and status, pool usage, cart cache hits and misses. When STOCKCART_METRICS_TOKEN is set, send it as a bearer token.", None, (200, "Text"), &[(401, "unauthorized (a metrics token is configured and was not sent)")]),
     ep("get", "/openapi.json", Auth::None, "This document", None, (200, "Object"), &[]),
     ep("get", "/docs", Auth::None, "Human-readable API documentation", None, (200, "Html"), &[]),
+    ep("get", "/dashboard", Auth::None, "The live inventory dashboard (a page for people; it signs in with the admin token, kept in sessionStorage and sent as a bearer token)", None, (200, "Html"), &[]),
+    ep("get", "/dashboard/{file}", Auth::None, "The dashboard's script and style sheet (app.js, app.css), with ETag", None, (200, "Html"), &[(404, "not_found")]),
     ep("put", "/v1/admin/products/{sku}", Auth::Admin, "Create (201, stock 0) or update (200) a product. Name, price and threshold changes never change the stock level's version or ledger.", Some("ProductInput"), (200, "Product"), &[(201, "created"), (422, "invalid_sku, invalid_name, invalid_price, invalid_currency, currency_mismatch, invalid_threshold, invalid_number")]),
     ep("get", "/v1/products/{sku}", Auth::None, "A product with its available stock and status. With a session token (optional) it also records a view for that shopper (see /v1/session/recently-viewed); recording never fails the read", None, (200, "Product"), &[(404, "unknown_sku")]),
     ep("get", "/v1/products", Auth::None, "Products ordered by SKU (?limit=1..200, ?after=<cursor>)", None, (200, "ProductPage"), &[(400, "invalid_query")]),

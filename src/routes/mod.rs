@@ -71,6 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
         .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
         .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)))
+        // The live dashboard (static files; it signs in with the admin token in the browser)
+        .service(resource("/dashboard").route(web::get().to(crate::dashboard::serve)))
+        .service(resource("/dashboard/{file}").route(web::get().to(crate::dashboard::serve)))
         // Shopper memory
         .service(resource("/v1/session/recently-viewed").route(web::get().to(memory::recently_viewed::handle)))
         .service(resource("/v1/popular-products").route(web::get().to(memory::popular::handle)))

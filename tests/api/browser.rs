@@ -1,0 +1,203 @@
+//! The dashboard in a real browser: Debian's Chromium driven through WebDriver (chromedriver),
+//! spoken to with plain HTTP. Skipped, with a message, where chromedriver is not installed
+//! (`.ci/run` installs it).
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_replicas, ADMIN_TOKEN};
+
+const ELEMENT: &str = "element-6066-11e4-a07c-4a5e4a89d8e8";
+
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    client: reqwest::Client,
+    _profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = std::fs::remove_dir_all(&self._profile);
+    }
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let profile = std::env::temp_dir().join(format!("stockcart-chromium-{}", uuid::Uuid::new_v4().simple()));
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The flags the machine's notes ask for: as root, headless, and no background traffic
+        // to hosts this machine cannot reach.
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let created: Value = client
+            .post(format!("{base}/session"))
+            .json(&json!({ "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": { "binary": chromium, "args": args }
+            } } }))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let session = created["value"]["sessionId"].as_str()?.to_owned();
+        Some(Browser { driver, base, session, client, _profile: profile })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let r = self.client.request(method, url).json(&body).send().await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({ "url": url })).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", json!({ "using": "css selector", "value": css })).await;
+        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/clear"), json!({})).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/value"), json!({ "text": text })).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/click"), json!({})).await;
+    }
+
+    /// Waits until `script` (an expression) is true in the page.
+    async fn until(&self, what: &str, within: Duration, script: &str) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.js(&format!("return !!({script});")).await == json!(true) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < within, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+    }
+}
+
+fn cell(sku: &str, field: &str) -> String {
+    format!("document.querySelector('tr[data-sku=\"{sku}\"] td[data-field=\"{field}\"]')")
+}
+
+#[tokio::test]
+async fn the_dashboard_signs_in_shows_stock_and_follows_changes_from_another_replica() {
+    let Some(browser) = Browser::start().await else {
+        eprintln!("skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("DASH-A", 1200, 5).await;
+    apps[0].stocked("DASH-B", 800, 1).await;
+    let base = &apps[0].address;
+
+    // A wrong token shows an error, not a blank page.
+    browser.goto(&format!("{base}/dashboard")).await;
+    browser.until("the sign-in form", Duration::from_secs(10), "!document.getElementById('sign-in').hidden").await;
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("#sign-in button").await;
+    browser
+        .until("the refusal", Duration::from_secs(5), "!document.getElementById('sign-in-error').hidden")
+        .await;
+    let error = browser.js("return document.getElementById('sign-in-error').textContent").await;
+    assert!(error.as_str().unwrap().contains("not the admin token"), "{error}");
+
+    // The right one shows the seeded SKUs, and the stream goes live.
+    browser.type_into("#token", ADMIN_TOKEN).await;
+    browser.click("#sign-in button").await;
+    browser.until("the stock table", Duration::from_secs(10), &format!("{} !== null", cell("DASH-B", "on_hand"))).await;
+    assert_eq!(browser.js(&format!("return {}.textContent", cell("DASH-A", "on_hand"))).await, "5");
+    browser.until("the live stream", Duration::from_secs(5), "document.getElementById('stream').dataset.stream === 'live'").await;
+    let stored = browser.js("return sessionStorage.getItem('stockcart.admin-token')").await;
+    assert_eq!(stored, ADMIN_TOKEN, "kept in sessionStorage");
+    assert!(!browser.js("return location.href").await.as_str().unwrap().contains(ADMIN_TOKEN), "never in a URL");
+
+    // An adjustment on the other replica shows within a second.
+    apps[1].adjust("DASH-A", 3, "restock").await.assert_status(200);
+    let took = browser
+        .until("the adjustment", Duration::from_secs(1), &format!("{}.textContent === '8'", cell("DASH-A", "on_hand")))
+        .await;
+    eprintln!("adjustment on the other replica shown after {took:?}");
+
+    // A checkout that empties a SKU turns its badge to out.
+    let token = apps[1].session().await;
+    apps[1].add(&token, "DASH-B", 1).await.assert_status(200);
+    apps[1].checkout(&token, "dash-1").await.assert_status(201);
+    browser
+        .until("the out badge", Duration::from_secs(1), &format!("{}.dataset.value === 'out'", cell("DASH-B", "status")))
+        .await;
+    assert_eq!(browser.js("return document.querySelector('tr[data-sku=\"DASH-B\"]').className").await, "out");
+    browser.until("the order in the list", Duration::from_secs(2), "document.querySelectorAll('#orders li').length > 0").await;
+
+    // The charts drew something.
+    browser
+        .until("the charts", Duration::from_secs(5), "document.querySelectorAll('#chart-movements rect').length > 0 && document.getElementById('chart-top').childElementCount > 0")
+        .await;
+
+    // Nothing was fetched from another host.
+    let fetched = browser.js("return performance.getEntriesByType('resource').map(e => e.name)").await;
+    for url in fetched.as_array().unwrap() {
+        assert!(url.as_str().unwrap().starts_with(base.as_str()), "a request to another host: {url}");
+    }
+    if let Ok(path) = std::env::var("STOCKCART_SCREENSHOT") {
+        std::fs::write(path, browser.screenshot().await).unwrap();
+    }
+    browser.cmd(reqwest::Method::DELETE, "", Value::Null).await;
+}

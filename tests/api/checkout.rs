@@ -396,3 +396,34 @@ async fn a_key_held_by_a_checkout_in_flight_blocks_only_its_duplicate() {
     assert_eq!(app.level("TEE").await["reserved"], 2);
     app.assert_invariants().await;
 }
+
+/// During a database outage checkouts fail as fast as any other request: every one answers
+/// 503 `database_unavailable` with Retry-After within the request timeout, none waiting behind
+/// the others' connection timeouts.
+#[tokio::test]
+async fn checkouts_fail_fast_and_together_when_the_database_stops() {
+    let (pg, child) = stockcart::embedded_pg::EmbeddedPg::start_ephemeral().unwrap();
+    let url = pg.url("postgres");
+    stockcart::migrate::run(&url).await.unwrap();
+    let app = spawn_on(&url, &[]).await;
+    app.stocked("TEE", 1000, 100).await;
+    let tokens = futures_util::future::join_all((0..20).map(|_| async {
+        let token = app.session().await;
+        app.add(&token, "TEE", 1).await.assert_status(200);
+        token
+    }))
+    .await;
+
+    stockcart::embedded_pg::stop_ephemeral(child);
+    let (app, started) = (&app, std::time::Instant::now());
+    let replies = futures_util::future::join_all(tokens.iter().enumerate().map(|(i, token)| async move {
+        let reply = app.checkout(token, &format!("k{i}")).await;
+        (reply, started.elapsed())
+    }))
+    .await;
+    for (reply, took) in replies {
+        reply.assert_problem(503, "database_unavailable");
+        assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+        assert!(took < Duration::from_secs(6), "a checkout answered after {took:?}");
+    }
+}

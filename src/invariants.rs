@@ -92,7 +92,9 @@ pub async fn check(pool: &PgPool) -> Result<Report, sqlx::Error> {
     if orphans.movements > 0 {
         violations.push(format!("{} ledger movements name no stock level", orphans.movements));
     }
-    // Checkout writes a key before the order it names (see migrations/V3): both commit together.
+    // Checkout writes a key before the order it names (see migrations/V3 and V6): the deferred
+    // foreign key checks it at commit; this catches a database whose constraint was bypassed
+    // (disabled triggers, a partial restore).
     if orphans.keys > 0 {
         violations.push(format!("{} idempotency keys name an order that does not exist", orphans.keys));
     }

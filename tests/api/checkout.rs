@@ -7,21 +7,31 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn checkout_reserves_freezes_prices_and_empties_the_cart() {
+/// A shop with TEE at 19.99 (10 in stock) and CAP at 15.00 (5), and a shopper whose cart holds
+/// two TEE and one CAP.
+async fn a_full_cart() -> (TestApp, String) {
     let app = spawn_app().await;
     app.stocked("TEE", 1999, 10).await;
     app.stocked("CAP", 1500, 5).await;
     let token = app.session().await;
     app.add(&token, "TEE", 2).await.assert_status(200);
     app.add(&token, "CAP", 1).await.assert_status(200);
+    (app, token)
+}
 
+#[tokio::test]
+async fn checkout_requires_an_idempotency_key_of_1_to_255_characters() {
+    let (app, token) = a_full_cart().await;
     app.request("POST", "/v1/checkout", Auth::Bearer(&token), None, &[])
         .await
         .assert_problem(400, "idempotency_key_required");
     let long_key = "k".repeat(256);
     app.checkout(&token, &long_key).await.assert_problem(400, "invalid_idempotency_key");
+}
 
+#[tokio::test]
+async fn checkout_reserves_every_line_and_empties_the_cart() {
+    let (app, token) = a_full_cart().await;
     let order = app.checkout(&token, "checkout-1").await;
     order.assert_status(201);
     assert_eq!(order.body["status"], "awaiting_payment");
@@ -44,30 +54,45 @@ async fn checkout_reserves_freezes_prices_and_empties_the_cart() {
     assert_eq!(app.cart(&token).await.body["lines"], json!([]));
     assert_eq!(app.get("/v1/products/TEE", Auth::None).await.body["available"], 8);
 
-    // Prices are frozen.
-    app.put_product("TEE", "Tee", 9999).await.assert_status(200);
-    let read = app.get(&format!("/v1/orders/{id}"), Auth::Bearer(&token)).await;
-    assert_eq!(read.body["lines"][1]["unit_price"]["amount"], 1999);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT topic FROM outbox_events ORDER BY id").fetch_all(&app.db).await.unwrap();
+    assert!(events.contains(&"order.placed".to_owned()));
+    assert_eq!(events.iter().filter(|t| *t == "stock.changed").count(), 4);
+    app.assert_invariants().await;
+}
 
-    // The same key replays the first answer, exactly.
+#[tokio::test]
+async fn an_order_keeps_the_prices_it_was_placed_at() {
+    let (app, token) = a_full_cart().await;
+    let order = app.checkout(&token, "checkout-1").await;
+    order.assert_status(201);
+    app.put_product("TEE", "Tee", 9999).await.assert_status(200);
+    let read = app.order(&token, order.body["id"].as_str().unwrap()).await;
+    assert_eq!(read.body["lines"][1]["unit_price"]["amount"], 1999);
+}
+
+#[tokio::test]
+async fn the_same_key_replays_the_first_answer_exactly() {
+    let (app, token) = a_full_cart().await;
+    let order = app.checkout(&token, "checkout-1").await;
+    order.assert_status(201);
     let replay = app.checkout(&token, "checkout-1").await;
     replay.assert_status(201);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.body, order.body);
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.db).await.unwrap();
     assert_eq!(orders, 1);
-
-    // A new key on an empty cart.
+    // A new key is a new checkout, of what is now an empty cart.
     app.checkout(&token, "checkout-2").await.assert_problem(422, "empty_cart");
-    // The key is scoped to the session: another session's same key is its own.
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_scoped_to_its_session() {
+    let (app, token) = a_full_cart().await;
+    app.checkout(&token, "checkout-1").await.assert_status(201);
     let other = app.session().await;
     app.checkout(&other, "checkout-1").await.assert_problem(422, "empty_cart");
-
-    let events: Vec<String> =
-        sqlx::query_scalar("SELECT topic FROM outbox_events ORDER BY id").fetch_all(&app.db).await.unwrap();
-    assert!(events.contains(&"order.placed".to_owned()));
-    assert_eq!(events.iter().filter(|t| *t == "stock.changed").count(), 4);
-    app.assert_invariants().await;
 }
 
 #[tokio::test]

@@ -133,20 +133,15 @@ async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
 #[tokio::test]
 async fn a_merge_keeps_at_most_one_hundred_lines() {
     let app = spawn_app().await;
-    for i in 0..110 {
-        app.stocked(&format!("S{i:03}"), 10, 10).await;
-    }
+    let skus: Vec<String> = (0..110).map(|i| format!("S{i:03}")).collect();
+    app.stocked_in_bulk(&skus, 10, 10).await;
     let first = app.session().await;
-    for i in 0..60 {
-        app.add(&first, &format!("S{i:03}"), 1).await.assert_status(200);
-    }
+    app.in_cart_in_bulk(&first, &skus[..60]).await;
     app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": first, "customer_id": "big" })))
         .await
         .assert_status(200);
     let second = app.session().await;
-    for i in 50..110 {
-        app.add(&second, &format!("S{i:03}"), 1).await.assert_status(200);
-    }
+    app.in_cart_in_bulk(&second, &skus[50..]).await;
     let merged =
         app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": second, "customer_id": "big" }))).await;
     merged.assert_status(200);

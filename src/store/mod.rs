@@ -4,8 +4,10 @@
 pub mod carts;
 pub mod events;
 pub mod idempotency;
+pub mod invariants;
 pub mod orders;
 pub mod products;
+pub mod schema;
 pub mod sessions;
 pub mod stock;
 

@@ -152,7 +152,14 @@ async fn drain(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, pool: PgPool, settings
 async fn run(held: &mut Option<PoolConnection<Postgres>>, pool: &PgPool, settings: &Settings, jobs: Vec<Job>) {
     let requests: Vec<CheckoutRequest> = jobs.iter().map(|j| j.request.clone()).collect();
     let deadline = jobs.iter().map(|j| j.deadline).min().unwrap_or_else(Instant::now);
-    let e = match place_on(held, pool, settings, &requests, Some(deadline)).await {
+    let reused = held.is_some();
+    let mut placed = place_on(held, pool, settings, &requests, Some(deadline)).await;
+    if reused && matches!(&placed, Err(e) if is_unreachable(e)) {
+        // The held connection may have died while the database is fine (a restart, an idle
+        // connection cut): one more try on a fresh one before calling the database unreachable.
+        placed = place_on(held, pool, settings, &requests, Some(deadline)).await;
+    }
+    let e = match placed {
         Ok(answers) => {
             for (job, answer) in jobs.into_iter().zip(answers) {
                 let _ = job.reply.send(Ok(answer));

@@ -331,9 +331,7 @@ async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
     let phone = app.session().await;
     let laptop = app.session().await;
     for token in [&phone, &laptop] {
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": token, "customer_id": "c-1" })))
-            .await
-            .assert_status(200);
+        app.attach(token, "c-1").await.assert_status(200);
     }
     app.add(&phone, "MANY", 2).await.assert_status(200);
     let (ann, bob) = (app.session().await, app.session().await);

@@ -485,3 +485,11 @@ impl TestApp {
         self.get(&format!("/v1/admin/inventory/{sku}/movements?{query}"), Auth::Admin).await
     }
 }
+
+impl TestApp {
+    /// `POST /v1/admin/sessions/attach`: the storefront's backend logs the session in.
+    pub async fn attach(&self, token: &str, customer_id: &str) -> Reply {
+        self.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": token, "customer_id": customer_id })))
+            .await
+    }
+}

@@ -15,3 +15,15 @@ CREATE FUNCTION due(orders) RETURNS boolean
 ALTER TABLE idempotency_keys
     ADD CONSTRAINT idempotency_keys_order_id_fkey FOREIGN KEY (order_id) REFERENCES orders (id)
     DEFERRABLE INITIALLY DEFERRED;
+
+-- A cart line as every cart read shows it: with its product's current name and price (a cart
+-- never freezes prices; checkout does). Simple views are inlined, so each read plans as if it
+-- had spelled out the join.
+CREATE VIEW cart_contents AS
+    SELECT l.cart_id, l.position, l.sku, l.quantity, p.name, p.price_amount, p.price_currency
+    FROM cart_lines l JOIN products p ON p.sku = l.sku;
+
+-- A product as a cart change needs it: its price and what is available now.
+CREATE VIEW product_offers AS
+    SELECT p.sku, p.name, p.price_amount, p.price_currency, s.on_hand - s.reserved AS available
+    FROM products p JOIN stock_levels s ON s.sku = p.sku;

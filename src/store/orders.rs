@@ -178,8 +178,9 @@ pub async fn place_many(
         .fetch_all(&mut *tx)
         .await?;
     let lines = sqlx::query!(
-        r#"SELECT l.cart_id, l.sku, p.name, l.quantity, p.price_amount
-           FROM cart_lines l JOIN products p ON p.sku = l.sku
+        r#"SELECT l.cart_id AS "cart_id!", l.sku AS "sku!", l.name AS "name!", l.quantity AS "quantity!",
+                  l.price_amount AS "price_amount!"
+           FROM cart_contents l
            WHERE l.cart_id = ANY($1)
            ORDER BY l.cart_id, l.sku"#,
         &cart_ids

@@ -2,8 +2,9 @@
 //! DBAs can apply the same files with `refinery_cli`. They are embedded into the binary.
 //!
 //! `migrate` runs refinery under a PostgreSQL advisory lock, so replicas that start at once
-//! apply each migration exactly once. `status` only reads the history table, so `serve`
-//! can check the schema as a role with data rights only.
+//! apply each migration exactly once (on refinery's own client, as refinery requires). `status`
+//! only reads the history table (`store/schema.rs`), so `serve` can check the schema as a role
+//! with data rights only.
 
 use sqlx::PgPool;
 
@@ -56,15 +57,7 @@ impl MigrationStatus {
 
 /// Compares the database's history with the embedded migrations, reading only.
 pub async fn status(pool: &PgPool) -> Result<MigrationStatus, sqlx::Error> {
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('refinery_schema_history')::text").fetch_one(pool).await?;
-    let history: Vec<(i32, Option<String>, Option<String>)> = if exists.is_some() {
-        sqlx::query_as("SELECT version, name, checksum FROM refinery_schema_history ORDER BY version")
-            .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
+    let history = crate::store::schema::history(pool).await?;
     let runner = embedded::migrations::runner();
     let local = runner.get_migrations();
     let mut status = MigrationStatus::default();

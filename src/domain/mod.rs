@@ -60,33 +60,41 @@ pub const ADJUSTMENT_REASONS: &[&str] = &["restock", "correction", "shrinkage", 
 
 /// A free-text reference (purchase order, RMA number, payment id): 1 to 200 characters.
 pub fn parse_reference(raw: &str) -> Result<String, Invalid> {
-    let count = raw.chars().count();
-    if count == 0 || count > 200 || raw.chars().any(char::is_control) {
-        return Err(Invalid::new(
-            Problem::InvalidReference,
-            "reference must be 1 to 200 characters without control characters",
-        ));
-    }
-    Ok(raw.to_owned())
+    short_text(
+        raw,
+        Blank::Allowed,
+        Problem::InvalidReference,
+        "reference must be 1 to 200 characters without control characters",
+    )
 }
 
 /// A product name: 1 to 200 characters, not blank.
 pub fn parse_product_name(raw: &str) -> Result<String, Invalid> {
-    let count = raw.chars().count();
-    if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
-        return Err(Invalid::new(
-            Problem::InvalidName,
-            "name must be 1 to 200 characters, not blank, without control characters",
-        ));
-    }
-    Ok(raw.to_owned())
+    short_text(
+        raw,
+        Blank::Refused,
+        Problem::InvalidName,
+        "name must be 1 to 200 characters, not blank, without control characters",
+    )
 }
 
 /// A customer id vouched for by the storefront's backend: 1 to 200 characters.
 pub fn parse_customer_id(raw: &str) -> Result<String, Invalid> {
+    short_text(raw, Blank::Refused, Problem::InvalidCustomerId, "customer_id must be 1 to 200 characters")
+}
+
+enum Blank {
+    Allowed,
+    Refused,
+}
+
+/// The one rule behind every short text field (1 to 200 characters, no control characters,
+/// and for some, not only whitespace); each field refuses with its own problem.
+fn short_text(raw: &str, blank: Blank, problem: Problem, detail: &str) -> Result<String, Invalid> {
     let count = raw.chars().count();
-    if count == 0 || count > 200 || raw.trim().is_empty() || raw.chars().any(char::is_control) {
-        return Err(Invalid::new(Problem::InvalidCustomerId, "customer_id must be 1 to 200 characters"));
+    let blank = matches!(blank, Blank::Refused) && raw.trim().is_empty();
+    if count == 0 || count > 200 || blank || raw.chars().any(char::is_control) {
+        return Err(Invalid::new(problem, detail));
     }
     Ok(raw.to_owned())
 }

@@ -102,12 +102,11 @@ fn assemble(
 pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartView>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
-                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
-                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?"
+                  l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?"
            FROM carts c
            CROSS JOIN catalog_revision r
-           LEFT JOIN cart_lines l ON l.cart_id = c.id
-           LEFT JOIN products p ON p.sku = l.sku
+           LEFT JOIN cart_contents l ON l.cart_id = c.id
            WHERE c.id = $1
            ORDER BY l.position"#,
         cart_id
@@ -174,20 +173,15 @@ pub async fn begin_change_and_load(
            SELECT k.session_id AS "session_id!", k.cart_id AS "cart_id!", k.version AS "version!",
                   k.updated_at AS "updated_at!", k.session_expires_at AS "session_expires_at!",
                   seen.version AS seen_version, r.revision,
-                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
-                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
                   t.price_currency AS "target_currency?", t.available AS "target_available?"
            FROM locked k
            JOIN carts seen ON seen.id = k.cart_id
            CROSS JOIN catalog_revision r
-           LEFT JOIN LATERAL (
-               SELECT tp.name, tp.price_amount, tp.price_currency, ts.on_hand - ts.reserved AS available
-               FROM products tp JOIN stock_levels ts ON ts.sku = tp.sku
-               WHERE tp.sku = $2
-           ) t ON true
-           LEFT JOIN cart_lines l ON l.cart_id = k.cart_id
-           LEFT JOIN products p ON p.sku = l.sku
+           LEFT JOIN product_offers t ON t.sku = $2
+           LEFT JOIN cart_contents l ON l.cart_id = k.cart_id
            ORDER BY l.position"#,
         &token.0,
         sku
@@ -249,19 +243,14 @@ impl LineProduct {
 pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<Option<CartRead>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
-                  l.sku AS "sku?", p.name AS "name?", l.quantity AS "quantity?",
-                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
                   t.price_currency AS "target_currency?", t.available AS "target_available?"
            FROM carts c
            CROSS JOIN catalog_revision r
-           LEFT JOIN LATERAL (
-               SELECT tp.name, tp.price_amount, tp.price_currency, ts.on_hand - ts.reserved AS available
-               FROM products tp JOIN stock_levels ts ON ts.sku = tp.sku
-               WHERE tp.sku = $2
-           ) t ON true
-           LEFT JOIN cart_lines l ON l.cart_id = c.id
-           LEFT JOIN products p ON p.sku = l.sku
+           LEFT JOIN product_offers t ON t.sku = $2
+           LEFT JOIN cart_contents l ON l.cart_id = c.id
            WHERE c.id = $1
            ORDER BY l.position"#,
         cart_id,

@@ -4,9 +4,11 @@
 pub mod carts;
 pub mod events;
 pub mod idempotency;
+pub mod invariants;
 pub mod memory;
 pub mod orders;
 pub mod products;
+pub mod schema;
 pub mod sessions;
 pub mod stock;
 pub mod webhooks;

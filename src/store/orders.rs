@@ -178,8 +178,9 @@ pub async fn place_many(
         .fetch_all(&mut *tx)
         .await?;
     let lines = sqlx::query!(
-        r#"SELECT l.cart_id, l.sku, p.name, l.quantity, p.price_amount
-           FROM cart_lines l JOIN products p ON p.sku = l.sku
+        r#"SELECT l.cart_id AS "cart_id!", l.sku AS "sku!", l.name AS "name!", l.quantity AS "quantity!",
+                  l.price_amount AS "price_amount!"
+           FROM cart_contents l
            WHERE l.cart_id = ANY($1)
            ORDER BY l.cart_id, l.sku"#,
         &cart_ids
@@ -404,10 +405,10 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Res
     let (all, session_id, customer_id) = viewer.parts();
     let row = sqlx::query_as!(
         OrderRow,
-        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
-                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
-           FROM orders
-           WHERE id = $1 AND ($2 OR session_id = $3 OR customer_id = $4)"#,
+        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
+                  o.due AS "due!"
+           FROM orders o
+           WHERE o.id = $1 AND ($2 OR o.session_id = $3 OR o.customer_id = $4)"#,
         id,
         all,
         session_id,
@@ -423,10 +424,10 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Resul
     let (all, session_id, customer_id) = viewer.parts();
     let row = sqlx::query_as!(
         OrderRow,
-        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
-                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
-           FROM orders
-           WHERE id = $1 AND ($2 OR session_id = $3 OR customer_id = $4)
+        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
+                  o.due AS "due!"
+           FROM orders o
+           WHERE o.id = $1 AND ($2 OR o.session_id = $3 OR o.customer_id = $4)
            FOR UPDATE"#,
         id,
         all,
@@ -450,13 +451,13 @@ pub async fn list(
     let (after_at, after_id) = after.unzip();
     let rows = sqlx::query_as!(
         OrderRow,
-        r#"SELECT id, session_id, customer_id, status, total_amount, currency, created_at, expires_at,
-                  (status = 'awaiting_payment' AND expires_at <= now()) AS "due!"
-           FROM orders
-           WHERE ($1 OR session_id = $2 OR customer_id = $3)
-             AND ($4::text IS NULL OR status = $4)
-             AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
-           ORDER BY created_at DESC, id DESC
+        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
+                  o.due AS "due!"
+           FROM orders o
+           WHERE ($1 OR o.session_id = $2 OR o.customer_id = $3)
+             AND ($4::text IS NULL OR o.status = $4)
+             AND ($5::timestamptz IS NULL OR (o.created_at, o.id) < ($5, $6))
+           ORDER BY o.created_at DESC, o.id DESC
            LIMIT $7"#,
         all,
         session_id,
@@ -541,30 +542,38 @@ pub async fn transition(
 
 /// Ids of unpaid orders past their deadline, oldest deadline first.
 pub async fn due_for_expiry(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
-        limit
-    )
-    .fetch_all(conn)
-    .await
+    sqlx::query_scalar!("SELECT o.id FROM orders o WHERE o.due ORDER BY o.expires_at LIMIT $1", limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Locks an order for a change, expiring it first when it is past its payment deadline: every
+/// path that touches an order (a shopper's or admin's change, a read, the expiry task) goes
+/// through here, so an overdue order is never changed, or shown, as if it were still open.
+/// Returns the order as it now is and whether this call expired it.
+pub async fn lock_current(
+    tx: &mut PgConnection,
+    id: Uuid,
+    viewer: &Viewer<'_>,
+) -> Result<Option<(Order, bool)>, TransitionError> {
+    let Some(order) = lock(tx, id, viewer).await? else {
+        return Ok(None);
+    };
+    if !order.due {
+        return Ok(Some((order, false)));
+    }
+    Ok(Some((transition(tx, &order, Status::Expired, None).await?, true)))
 }
 
 /// Expires one order if it is still due, skipping it when another replica holds it.
 /// Returns true when this call expired it: the status check under the row lock makes the
 /// release happen exactly once, whichever replica gets there first.
 pub async fn expire_if_due(tx: &mut PgConnection, id: Uuid) -> Result<bool, TransitionError> {
-    let locked = sqlx::query_scalar!(
-        "SELECT id FROM orders WHERE id = $1 AND status = 'awaiting_payment' AND expires_at <= now() FOR UPDATE SKIP LOCKED",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if locked.is_none() {
+    let free = sqlx::query_scalar!("SELECT o.id FROM orders o WHERE o.id = $1 AND o.due FOR UPDATE SKIP LOCKED", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if free.is_none() {
         return Ok(false);
     }
-    let Some(order) = lock(tx, id, &Viewer::Admin).await? else {
-        return Ok(false);
-    };
-    transition(tx, &order, Status::Expired, None).await?;
-    Ok(true)
+    Ok(matches!(lock_current(tx, id, &Viewer::Admin).await?, Some((_, true))))
 }

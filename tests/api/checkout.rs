@@ -7,21 +7,31 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn checkout_reserves_freezes_prices_and_empties_the_cart() {
+/// A shop with TEE at 19.99 (10 in stock) and CAP at 15.00 (5), and a shopper whose cart holds
+/// two TEE and one CAP.
+async fn a_full_cart() -> (TestApp, String) {
     let app = spawn_app().await;
     app.stocked("TEE", 1999, 10).await;
     app.stocked("CAP", 1500, 5).await;
     let token = app.session().await;
     app.add(&token, "TEE", 2).await.assert_status(200);
     app.add(&token, "CAP", 1).await.assert_status(200);
+    (app, token)
+}
 
+#[tokio::test]
+async fn checkout_requires_an_idempotency_key_of_1_to_255_characters() {
+    let (app, token) = a_full_cart().await;
     app.request("POST", "/v1/checkout", Auth::Bearer(&token), None, &[])
         .await
         .assert_problem(400, "idempotency_key_required");
     let long_key = "k".repeat(256);
     app.checkout(&token, &long_key).await.assert_problem(400, "invalid_idempotency_key");
+}
 
+#[tokio::test]
+async fn checkout_reserves_every_line_and_empties_the_cart() {
+    let (app, token) = a_full_cart().await;
     let order = app.checkout(&token, "checkout-1").await;
     order.assert_status(201);
     assert_eq!(order.body["status"], "awaiting_payment");
@@ -44,30 +54,45 @@ async fn checkout_reserves_freezes_prices_and_empties_the_cart() {
     assert_eq!(app.cart(&token).await.body["lines"], json!([]));
     assert_eq!(app.get("/v1/products/TEE", Auth::None).await.body["available"], 8);
 
-    // Prices are frozen.
-    app.put_product("TEE", "Tee", 9999).await.assert_status(200);
-    let read = app.get(&format!("/v1/orders/{id}"), Auth::Bearer(&token)).await;
-    assert_eq!(read.body["lines"][1]["unit_price"]["amount"], 1999);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT topic FROM outbox_events ORDER BY id").fetch_all(&app.db).await.unwrap();
+    assert!(events.contains(&"order.placed".to_owned()));
+    assert_eq!(events.iter().filter(|t| *t == "stock.changed").count(), 4);
+    app.assert_invariants().await;
+}
 
-    // The same key replays the first answer, exactly.
+#[tokio::test]
+async fn an_order_keeps_the_prices_it_was_placed_at() {
+    let (app, token) = a_full_cart().await;
+    let order = app.checkout(&token, "checkout-1").await;
+    order.assert_status(201);
+    app.put_product("TEE", "Tee", 9999).await.assert_status(200);
+    let read = app.order(&token, order.body["id"].as_str().unwrap()).await;
+    assert_eq!(read.body["lines"][1]["unit_price"]["amount"], 1999);
+}
+
+#[tokio::test]
+async fn the_same_key_replays_the_first_answer_exactly() {
+    let (app, token) = a_full_cart().await;
+    let order = app.checkout(&token, "checkout-1").await;
+    order.assert_status(201);
     let replay = app.checkout(&token, "checkout-1").await;
     replay.assert_status(201);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.body, order.body);
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.db).await.unwrap();
     assert_eq!(orders, 1);
-
-    // A new key on an empty cart.
+    // A new key is a new checkout, of what is now an empty cart.
     app.checkout(&token, "checkout-2").await.assert_problem(422, "empty_cart");
-    // The key is scoped to the session: another session's same key is its own.
+    app.assert_invariants().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_scoped_to_its_session() {
+    let (app, token) = a_full_cart().await;
+    app.checkout(&token, "checkout-1").await.assert_status(201);
     let other = app.session().await;
     app.checkout(&other, "checkout-1").await.assert_problem(422, "empty_cart");
-
-    let events: Vec<String> =
-        sqlx::query_scalar("SELECT topic FROM outbox_events ORDER BY id").fetch_all(&app.db).await.unwrap();
-    assert!(events.contains(&"order.placed".to_owned()));
-    assert_eq!(events.iter().filter(|t| *t == "stock.changed").count(), 4);
-    app.assert_invariants().await;
 }
 
 #[tokio::test]
@@ -280,7 +305,9 @@ async fn the_invariant_checker_catches_a_corrupted_database() {
     // The ledger is append-only.
     assert!(sqlx::query("DELETE FROM stock_movements").execute(&app.db).await.is_err());
 
-    // An idempotency key whose order is gone (it is written before its order, with no foreign key).
+    // An idempotency key whose order is gone: its foreign key (checked at commit, since the key
+    // is written before its order) must be switched off to corrupt it.
+    sqlx::query("ALTER TABLE idempotency_keys DISABLE TRIGGER ALL").execute(&app.db).await.unwrap();
     sqlx::query("UPDATE idempotency_keys SET order_id = gen_random_uuid()").execute(&app.db).await.unwrap();
     let report = stockcart::invariants::check(&app.db).await.unwrap();
     assert!(
@@ -304,9 +331,7 @@ async fn a_coalesced_batch_decides_like_checkouts_in_sequence() {
     let phone = app.session().await;
     let laptop = app.session().await;
     for token in [&phone, &laptop] {
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": token, "customer_id": "c-1" })))
-            .await
-            .assert_status(200);
+        app.attach(token, "c-1").await.assert_status(200);
     }
     app.add(&phone, "MANY", 2).await.assert_status(200);
     let (ann, bob) = (app.session().await, app.session().await);
@@ -395,4 +420,35 @@ async fn a_key_held_by_a_checkout_in_flight_blocks_only_its_duplicate() {
     assert_eq!(checkouts.place(checkout_request(&ann, "a")).await.unwrap().status, 201);
     assert_eq!(app.level("TEE").await["reserved"], 2);
     app.assert_invariants().await;
+}
+
+/// During a database outage checkouts fail as fast as any other request: every one answers
+/// 503 `database_unavailable` with Retry-After within the request timeout, none waiting behind
+/// the others' connection timeouts.
+#[tokio::test]
+async fn checkouts_fail_fast_and_together_when_the_database_stops() {
+    let (pg, child) = stockcart::embedded_pg::EmbeddedPg::start_ephemeral().unwrap();
+    let url = pg.url("postgres");
+    stockcart::migrate::run(&url).await.unwrap();
+    let app = spawn_on(&url, &[]).await;
+    app.stocked("TEE", 1000, 100).await;
+    let tokens = futures_util::future::join_all((0..20).map(|_| async {
+        let token = app.session().await;
+        app.add(&token, "TEE", 1).await.assert_status(200);
+        token
+    }))
+    .await;
+
+    stockcart::embedded_pg::stop_ephemeral(child);
+    let (app, started) = (&app, std::time::Instant::now());
+    let replies = futures_util::future::join_all(tokens.iter().enumerate().map(|(i, token)| async move {
+        let reply = app.checkout(token, &format!("k{i}")).await;
+        (reply, started.elapsed())
+    }))
+    .await;
+    for (reply, took) in replies {
+        reply.assert_problem(503, "database_unavailable");
+        assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+        assert!(took < Duration::from_secs(6), "a checkout answered after {took:?}");
+    }
 }

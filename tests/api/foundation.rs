@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::{postgres::PgPoolOptions, PgPool};
 
 use crate::helpers::*;
 
@@ -319,4 +319,23 @@ async fn the_default_run_starts_a_private_cluster_and_reuses_it() {
     assert_eq!(kept["name"], "Kept");
     stop(second);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The test harness itself: a test's database goes when its last app instance does.
+#[tokio::test]
+async fn a_test_database_is_dropped_when_its_last_replica_ends() {
+    let mut apps = spawn_replicas(2, &[]).await;
+    let name = apps[0].db_url.rsplit('/').next().unwrap().to_owned();
+    let admin = PgPoolOptions::new().max_connections(1).connect(&cluster().url("postgres")).await.unwrap();
+    let exists = |admin: PgPool, name: String| async move {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+    };
+    drop(apps.pop());
+    assert!(exists(admin.clone(), name.clone()).await, "still used by a replica");
+    drop(apps);
+    assert!(!exists(admin, name).await);
 }

@@ -76,7 +76,9 @@ pub async fn fresh_database() -> String {
     let create = format!("CREATE DATABASE {name} TEMPLATE {}", cluster.template);
     let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&admin_url).await.expect("connect to the test server");
     sqlx::query(&create).execute(&mut conn).await.expect("create a test database");
-    cluster.url(&name)
+    let url = cluster.url(&name);
+    live_databases().lock().unwrap_or_else(|e| e.into_inner()).insert(url.clone(), 0);
+    url
 }
 
 /// An empty database with no schema at all.
@@ -117,7 +119,41 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Sends the stop command at once; the future only waits for it.
         drop(self.handle.stop(false));
+        release_database(&self.db_url);
     }
+}
+
+/// The databases `fresh_database` made, with how many app instances still use each: the last
+/// one to go drops it, so a test run does not leave hundreds of databases behind.
+fn live_databases() -> &'static Mutex<HashMap<String, usize>> {
+    static LIVE: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn use_database(url: &str) {
+    if let Some(count) = live_databases().lock().unwrap_or_else(|e| e.into_inner()).get_mut(url) {
+        *count += 1;
+    }
+}
+
+fn release_database(url: &str) {
+    let mut live = live_databases().lock().unwrap_or_else(|e| e.into_inner());
+    let Some(count) = live.get_mut(url) else { return };
+    *count -= 1;
+    if *count > 0 {
+        return;
+    }
+    live.remove(url);
+    drop(live);
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    let admin_url = cluster().url("postgres");
+    // Never panics: this runs in Drop, possibly while a failed test unwinds. FORCE ends the
+    // connections of the app that is stopping.
+    block_on(async move {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        }
+    });
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -142,6 +178,7 @@ pub async fn spawn_on(db_url: &str, overrides: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_with_pool(db_url: &str, settings: Settings, pool: PgPool) -> TestApp {
     let admin_token = settings.admin_token.clone().unwrap();
+    use_database(db_url);
     let app = Application::build(settings, pool, admin_token).expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.server_handle();
@@ -294,5 +331,165 @@ impl TestApp {
     pub async fn assert_invariants(&self) {
         let report = stockcart::invariants::check(&self.db).await.expect("run the checker");
         assert!(report.ok(), "invariants violated: {:#?}", report.violations);
+    }
+}
+
+/// One method per cart and order endpoint, so a test reads as the shopper's actions.
+impl TestApp {
+    /// `POST /v1/cart/items` with any body, for the refusals of bad input.
+    pub async fn add_body(&self, token: &str, body: Value) -> Reply {
+        self.request("POST", "/v1/cart/items", Auth::Bearer(token), Some(&body), &[]).await
+    }
+
+    /// `POST /v1/cart/items` sent with `If-Match: "<version>"`.
+    pub async fn add_if_match(&self, token: &str, sku: &str, quantity: i64, version: i64) -> Reply {
+        let body = json!({ "sku": sku, "quantity": quantity });
+        let etag = format!("\"{version}\"");
+        self.request("POST", "/v1/cart/items", Auth::Bearer(token), Some(&body), &[("If-Match", &etag)]).await
+    }
+
+    /// `PUT /v1/cart/items/{sku}`.
+    pub async fn set_item(&self, token: &str, sku: &str, quantity: i64) -> Reply {
+        let body = json!({ "quantity": quantity });
+        self.request("PUT", &format!("/v1/cart/items/{sku}"), Auth::Bearer(token), Some(&body), &[]).await
+    }
+
+    /// `PUT /v1/cart/items/{sku}` sent with `If-Match: "<version>"`.
+    pub async fn set_item_if_match(&self, token: &str, sku: &str, quantity: i64, version: i64) -> Reply {
+        let body = json!({ "quantity": quantity });
+        let etag = format!("\"{version}\"");
+        let path = format!("/v1/cart/items/{sku}");
+        self.request("PUT", &path, Auth::Bearer(token), Some(&body), &[("If-Match", &etag)]).await
+    }
+
+    /// `DELETE /v1/cart/items/{sku}`.
+    pub async fn remove_item(&self, token: &str, sku: &str) -> Reply {
+        self.request("DELETE", &format!("/v1/cart/items/{sku}"), Auth::Bearer(token), None, &[]).await
+    }
+
+    /// `DELETE /v1/cart`.
+    pub async fn clear_cart(&self, token: &str) -> Reply {
+        self.request("DELETE", "/v1/cart", Auth::Bearer(token), None, &[]).await
+    }
+
+    /// `DELETE /v1/cart` sent with `If-Match: "<version>"`.
+    pub async fn clear_cart_if_match(&self, token: &str, version: i64) -> Reply {
+        let etag = format!("\"{version}\"");
+        self.request("DELETE", "/v1/cart", Auth::Bearer(token), None, &[("If-Match", &etag)]).await
+    }
+
+    /// `GET /v1/orders/{id}` as the shopper.
+    pub async fn order(&self, token: &str, id: &str) -> Reply {
+        self.get(&format!("/v1/orders/{id}"), Auth::Bearer(token)).await
+    }
+
+    /// `GET /v1/orders` as the shopper.
+    pub async fn orders(&self, token: &str) -> Reply {
+        self.get("/v1/orders", Auth::Bearer(token)).await
+    }
+
+    /// `POST /v1/orders/{id}/cancel` as the shopper.
+    pub async fn cancel(&self, token: &str, id: &str) -> Reply {
+        self.request("POST", &format!("/v1/orders/{id}/cancel"), Auth::Bearer(token), None, &[]).await
+    }
+}
+
+/// Bulk fixtures, written straight into the database: for tests whose rule needs many rows
+/// but is not about how they got there.
+impl TestApp {
+    /// Products `skus`, each priced `price` EUR with `on_hand` in stock. The catalog rows are
+    /// inserted in one statement; the stock goes through the batch endpoint, so the ledger and
+    /// every invariant hold as if each had been stocked one by one.
+    pub async fn stocked_in_bulk(&self, skus: &[String], price: i64, on_hand: i64) {
+        sqlx::query(
+            "WITH p AS (
+                 INSERT INTO products (sku, name, price_amount, price_currency)
+                 SELECT sku, 'Product ' || sku, $2, 'EUR' FROM unnest($1::text[]) AS sku RETURNING sku
+             ), s AS (INSERT INTO stock_levels (sku, on_hand) SELECT sku, 0 FROM p)
+             UPDATE catalog_revision SET revision = revision + 1",
+        )
+        .bind(skus)
+        .bind(price)
+        .execute(&self.db)
+        .await
+        .expect("insert the products");
+        if on_hand > 0 {
+            let adjustments: Vec<Value> =
+                skus.iter().map(|sku| json!({ "sku": sku, "delta": on_hand, "reason": "restock" })).collect();
+            self.admin("POST", "/v1/admin/inventory/batch", Some(json!({ "adjustments": adjustments })))
+                .await
+                .assert_status(200);
+        }
+    }
+
+    /// `n` shoppers, each with a fresh session (default TTL) whose cart holds `quantity` of
+    /// `sku`, as a session request and one add each would leave them; returns their tokens.
+    pub async fn shoppers_in_bulk(&self, n: usize, sku: &str, quantity: i32) -> Vec<String> {
+        let tokens: Vec<String> =
+            (0..n).map(|_| stockcart::domain::SessionToken::generate().as_str().to_owned()).collect();
+        let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| stockcart::domain::TokenHash::of(t).0).collect();
+        sqlx::query(
+            "WITH u AS (SELECT gen_random_uuid() AS cart_id, gen_random_uuid() AS session_id, h FROM unnest($1::bytea[]) AS h),
+                  c AS (INSERT INTO carts (id, version) SELECT cart_id, 1 FROM u),
+                  l AS (INSERT INTO cart_lines (cart_id, sku, quantity) SELECT cart_id, $2, $3 FROM u)
+             INSERT INTO sessions (id, token_hash, cart_id, expires_at)
+             SELECT session_id, h, cart_id, now() + interval '30 days' FROM u",
+        )
+        .bind(&hashes)
+        .bind(sku)
+        .bind(quantity)
+        .execute(&self.db)
+        .await
+        .expect("create the shoppers");
+        tokens
+    }
+
+    /// Puts one unit of each of `skus` in the session's cart, as that many adds would (the
+    /// cart's version is bumped once per line).
+    pub async fn in_cart_in_bulk(&self, token: &str, skus: &[String]) {
+        let hash = stockcart::domain::TokenHash::of(token).0;
+        sqlx::query(
+            "WITH s AS (SELECT cart_id FROM sessions WHERE token_hash = $1),
+                  l AS (INSERT INTO cart_lines (cart_id, sku, quantity)
+                        SELECT s.cart_id, sku, 1 FROM s, unnest($2::text[]) WITH ORDINALITY AS u (sku, n) ORDER BY n)
+             UPDATE carts c SET version = version + cardinality($2::text[]), updated_at = now() FROM s WHERE c.id = s.cart_id",
+        )
+        .bind(hash)
+        .bind(skus)
+        .execute(&self.db)
+        .await
+        .expect("fill the cart");
+    }
+}
+
+/// One method per inventory endpoint that the tests send with a version.
+impl TestApp {
+    /// `POST /v1/admin/inventory/{sku}/adjustments` sent with `If-Match: "<version>"`.
+    pub async fn adjust_if_match(&self, sku: &str, delta: i64, reason: &str, version: i64) -> Reply {
+        let body = json!({ "delta": delta, "reason": reason });
+        let etag = format!("\"{version}\"");
+        let path = format!("/v1/admin/inventory/{sku}/adjustments");
+        self.request("POST", &path, Auth::Admin, Some(&body), &[("If-Match", &etag)]).await
+    }
+
+    /// `PUT /v1/admin/inventory/{sku}`, with `If-Match: "<version>"` when there is one.
+    pub async fn set_level(&self, sku: &str, on_hand: i64, version: Option<i64>) -> Reply {
+        let body = json!({ "on_hand": on_hand });
+        let etag = version.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("If-Match", e.as_str())).collect();
+        self.request("PUT", &format!("/v1/admin/inventory/{sku}"), Auth::Admin, Some(&body), &headers).await
+    }
+
+    /// `GET /v1/admin/inventory/{sku}/movements?<query>`.
+    pub async fn movements(&self, sku: &str, query: &str) -> Reply {
+        self.get(&format!("/v1/admin/inventory/{sku}/movements?{query}"), Auth::Admin).await
+    }
+}
+
+impl TestApp {
+    /// `POST /v1/admin/sessions/attach`: the storefront's backend logs the session in.
+    pub async fn attach(&self, token: &str, customer_id: &str) -> Reply {
+        self.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": token, "customer_id": customer_id })))
+            .await
     }
 }

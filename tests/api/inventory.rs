@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 #[tokio::test]
-async fn adjustments_version_the_level_and_append_to_the_ledger() {
+async fn a_new_product_has_an_empty_level_at_version_0() {
     let app = spawn_app().await;
     app.stocked("MUG", 800, 0).await;
     let level = app.get("/v1/admin/inventory/MUG", Auth::Admin).await;
@@ -17,7 +17,12 @@ async fn adjustments_version_the_level_and_append_to_the_ledger() {
         level.body,
         json!({ "sku": "MUG", "on_hand": 0, "reserved": 0, "available": 0, "version": 0, "low_stock_threshold": 0, "status": "out" })
     );
+}
 
+#[tokio::test]
+async fn an_adjustment_bumps_the_version_and_answers_the_level() {
+    let app = spawn_app().await;
+    app.stocked("MUG", 800, 0).await;
     let r = app
         .admin(
             "POST",
@@ -30,39 +35,52 @@ async fn adjustments_version_the_level_and_append_to_the_ledger() {
     assert_eq!(r.body["on_hand"], 10);
     assert_eq!(r.body["available"], 10);
     assert_eq!(r.body["version"], 1);
-    app.adjust("MUG", -3, "shrinkage").await.assert_status(200);
+    app.assert_invariants().await;
+}
 
-    // A stale If-Match changes nothing and shows the current level.
-    let stale = app
-        .request(
-            "POST",
-            "/v1/admin/inventory/MUG/adjustments",
-            Auth::Admin,
-            Some(&json!({ "delta": 1, "reason": "correction" })),
-            &[("If-Match", "\"1\"")],
-        )
-        .await;
+/// MUG after three adjustments: +10 (restock, PO-1), -3 (shrinkage), +1 (correction, sent with
+/// If-Match), so at version 3 with 8 on hand.
+async fn mug_with_three_movements() -> TestApp {
+    let app = spawn_app().await;
+    app.stocked("MUG", 800, 0).await;
+    app.admin(
+        "POST",
+        "/v1/admin/inventory/MUG/adjustments",
+        Some(json!({ "delta": 10, "reason": "restock", "reference": "PO-1" })),
+    )
+    .await
+    .assert_status(200);
+    app.adjust("MUG", -3, "shrinkage").await.assert_status(200);
+    let fresh = app.adjust_if_match("MUG", 1, "correction", 2).await;
+    fresh.assert_status(200);
+    assert_eq!(fresh.body["on_hand"], 8);
+    app
+}
+
+#[tokio::test]
+async fn a_stale_if_match_changes_nothing_and_shows_the_current_level() {
+    let app = spawn_app().await;
+    app.stocked("MUG", 800, 10).await;
+    app.adjust("MUG", -3, "shrinkage").await.assert_status(200);
+    let stale = app.adjust_if_match("MUG", 1, "correction", 1).await;
     stale.assert_problem(412, "version_mismatch");
     assert_eq!(stale.body["current"]["version"], 2);
     assert_eq!(stale.header("etag"), Some("\"2\""));
-    let fresh = app
-        .request(
-            "POST",
-            "/v1/admin/inventory/MUG/adjustments",
-            Auth::Admin,
-            Some(&json!({ "delta": 1, "reason": "correction" })),
-            &[("If-Match", "\"2\"")],
-        )
-        .await;
-    fresh.assert_status(200);
-    assert_eq!(fresh.body["on_hand"], 8);
+    assert_eq!(app.level("MUG").await["on_hand"], 7);
+}
 
-    // on_hand may not fall below reserved (here 0): refused, nothing changed.
+#[tokio::test]
+async fn on_hand_may_not_fall_below_reserved() {
+    let app = mug_with_three_movements().await;
     let r = app.adjust("MUG", -9, "shrinkage").await;
     r.assert_problem(409, "insufficient_stock");
     assert_eq!(app.level("MUG").await["version"], 3);
+}
 
-    let ledger = app.get("/v1/admin/inventory/MUG/movements", Auth::Admin).await;
+#[tokio::test]
+async fn the_ledger_has_one_row_per_version_summing_to_the_level() {
+    let app = mug_with_three_movements().await;
+    let ledger = app.movements("MUG", "").await;
     ledger.assert_status(200);
     let items = ledger.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -80,99 +98,95 @@ async fn adjustments_version_the_level_and_append_to_the_ledger() {
     assert_eq!(versions, [1, 2, 3]);
     let sum: i64 = items.iter().map(|m| m["delta_on_hand"].as_i64().unwrap()).sum();
     assert_eq!(sum, 8);
-
-    let page = app.get("/v1/admin/inventory/MUG/movements?limit=2", Auth::Admin).await;
-    assert_eq!(page.body["items"].as_array().unwrap().len(), 2);
-    let rest = app
-        .get(
-            &format!("/v1/admin/inventory/MUG/movements?limit=2&after={}", page.body["next"].as_str().unwrap()),
-            Auth::Admin,
-        )
-        .await;
-    assert_eq!(rest.body["items"][0]["version_after"], 3);
-    assert!(rest.body["next"].is_null());
-    app.get("/v1/admin/inventory/MUG/movements?after=xyz", Auth::Admin).await.assert_problem(400, "invalid_query");
     app.assert_invariants().await;
 }
 
 #[tokio::test]
-async fn absolute_sets_require_if_match() {
+async fn the_ledger_pages_by_cursor() {
+    let app = mug_with_three_movements().await;
+    let page = app.movements("MUG", "limit=2").await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 2);
+    let rest = app.movements("MUG", &format!("limit=2&after={}", page.body["next"].as_str().unwrap())).await;
+    assert_eq!(rest.body["items"][0]["version_after"], 3);
+    assert!(rest.body["next"].is_null());
+    app.movements("MUG", "after=xyz").await.assert_problem(400, "invalid_query");
+}
+
+#[tokio::test]
+async fn an_absolute_set_requires_a_current_if_match() {
     let app = spawn_app().await;
     app.stocked("LAMP", 5000, 4).await;
-    let body = json!({ "on_hand": 7 });
-    app.admin("PUT", "/v1/admin/inventory/LAMP", Some(body.clone())).await.assert_problem(428, "precondition_required");
-    let stale =
-        app.request("PUT", "/v1/admin/inventory/LAMP", Auth::Admin, Some(&body), &[("If-Match", "\"0\"")]).await;
+    app.set_level("LAMP", 7, None).await.assert_problem(428, "precondition_required");
+    let stale = app.set_level("LAMP", 7, Some(0)).await;
     stale.assert_problem(412, "version_mismatch");
     assert_eq!(stale.body["current"]["on_hand"], 4);
-    let set = app.request("PUT", "/v1/admin/inventory/LAMP", Auth::Admin, Some(&body), &[("If-Match", "\"1\"")]).await;
+    let set = app.set_level("LAMP", 7, Some(1)).await;
     set.assert_status(200);
     assert_eq!(set.body["on_hand"], 7);
     assert_eq!(set.body["version"], 2);
-    let ledger = app.get("/v1/admin/inventory/LAMP/movements", Auth::Admin).await;
+    let ledger = app.movements("LAMP", "").await;
     assert_eq!(ledger.body["items"][1]["kind"], "set");
     assert_eq!(ledger.body["items"][1]["delta_on_hand"], 3);
+    app.assert_invariants().await;
+}
 
-    // Below what open orders hold: 409.
+#[tokio::test]
+async fn stock_cannot_fall_below_what_open_orders_hold() {
+    let app = spawn_app().await;
+    app.stocked("LAMP", 5000, 4).await;
+    app.set_level("LAMP", 7, Some(1)).await.assert_status(200);
     let token = app.session().await;
     app.add(&token, "LAMP", 5).await.assert_status(200);
     app.checkout(&token, "order-1").await.assert_status(201);
-    let below = app
-        .request(
-            "PUT",
-            "/v1/admin/inventory/LAMP",
-            Auth::Admin,
-            Some(&json!({ "on_hand": 4 })),
-            &[("If-Match", "\"3\"")],
-        )
-        .await;
-    below.assert_problem(409, "insufficient_stock");
+    app.set_level("LAMP", 4, Some(3)).await.assert_problem(409, "insufficient_stock");
     app.adjust("LAMP", -3, "shrinkage").await.assert_problem(409, "insufficient_stock");
-    app.request(
-        "PUT",
-        "/v1/admin/inventory/LAMP",
-        Auth::Admin,
-        Some(&json!({ "on_hand": -1 })),
-        &[("If-Match", "\"3\"")],
-    )
-    .await
-    .assert_problem(422, "invalid_on_hand");
-    app.request(
-        "PUT",
-        "/v1/admin/inventory/NOPE",
-        Auth::Admin,
-        Some(&json!({ "on_hand": 1 })),
-        &[("If-Match", "\"0\"")],
-    )
-    .await
-    .assert_problem(404, "unknown_sku");
     assert_eq!(app.level("LAMP").await["version"], 3);
     app.assert_invariants().await;
 }
 
 #[tokio::test]
-async fn bad_inventory_input_changes_nothing() {
+async fn an_absolute_set_refuses_a_negative_level_or_an_unknown_sku() {
+    let app = spawn_app().await;
+    app.stocked("LAMP", 5000, 4).await;
+    app.set_level("LAMP", -1, Some(1)).await.assert_problem(422, "invalid_on_hand");
+    app.set_level("NOPE", 1, Some(0)).await.assert_problem(404, "unknown_sku");
+    assert_eq!(app.level("LAMP").await["version"], 1);
+}
+
+/// An adjustment of PEN (5 in stock, version 1) with this body; asserts nothing changed after.
+async fn adjust_pen(app: &TestApp, sku: &str, body: Value) -> Reply {
+    let reply = app.admin("POST", &format!("/v1/admin/inventory/{sku}/adjustments"), Some(body)).await;
+    let level = app.level("PEN").await;
+    assert_eq!((level["on_hand"].as_i64(), level["version"].as_i64()), (Some(5), Some(1)));
+    reply
+}
+
+async fn pen() -> TestApp {
     let app = spawn_app().await;
     app.stocked("PEN", 100, 5).await;
-    let post = |sku: &str, body: Value| {
-        let (app, path) = (&app, format!("/v1/admin/inventory/{sku}/adjustments"));
-        async move { app.admin("POST", &path, Some(body)).await }
+    app
+}
+
+#[tokio::test]
+async fn adjusting_an_unknown_sku_is_not_found() {
+    let app = pen().await;
+    adjust_pen(&app, "NOPE", json!({ "delta": 1, "reason": "restock" })).await.assert_problem(404, "unknown_sku");
+    adjust_pen(&app, "bad%20sku", json!({ "delta": 1, "reason": "restock" })).await.assert_problem(404, "unknown_sku");
+}
+
+#[tokio::test]
+async fn a_delta_is_a_nonzero_integer_within_bounds() {
+    let app = pen().await;
+    let refused = |body: Value, code: &'static str| {
+        let app = &app;
+        async move { adjust_pen(app, "PEN", body).await.assert_problem(422, code) }
     };
-    post("NOPE", json!({ "delta": 1, "reason": "restock" })).await.assert_problem(404, "unknown_sku");
-    post("bad%20sku", json!({ "delta": 1, "reason": "restock" })).await.assert_problem(404, "unknown_sku");
-    post("PEN", json!({ "delta": 0, "reason": "restock" })).await.assert_problem(422, "invalid_delta");
-    post("PEN", json!({ "reason": "restock" })).await.assert_problem(422, "invalid_delta");
-    post("PEN", json!({ "delta": "5", "reason": "restock" })).await.assert_problem(422, "invalid_delta");
-    post("PEN", json!({ "delta": 1.5, "reason": "restock" })).await.assert_problem(422, "invalid_number");
-    post("PEN", json!({ "delta": 9_223_372_036_854_775_807i64, "reason": "restock" }))
-        .await
-        .assert_problem(422, "invalid_delta");
-    post("PEN", json!({ "delta": u64::MAX, "reason": "restock" })).await.assert_problem(422, "invalid_delta");
-    post("PEN", json!({ "delta": 1, "reason": "gift" })).await.assert_problem(422, "invalid_reason");
-    post("PEN", json!({ "delta": 1 })).await.assert_problem(422, "invalid_reason");
-    post("PEN", json!({ "delta": 1, "reason": "restock", "reference": "x".repeat(201) }))
-        .await
-        .assert_problem(422, "invalid_reference");
+    refused(json!({ "delta": 0, "reason": "restock" }), "invalid_delta").await;
+    refused(json!({ "reason": "restock" }), "invalid_delta").await;
+    refused(json!({ "delta": "5", "reason": "restock" }), "invalid_delta").await;
+    refused(json!({ "delta": 1.5, "reason": "restock" }), "invalid_number").await;
+    refused(json!({ "delta": 9_223_372_036_854_775_807i64, "reason": "restock" }), "invalid_delta").await;
+    refused(json!({ "delta": u64::MAX, "reason": "restock" }), "invalid_delta").await;
     let raw = app
         .client
         .post(format!("{}/v1/admin/inventory/PEN/adjustments", app.address))
@@ -183,6 +197,21 @@ async fn bad_inventory_input_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 422);
+}
+
+#[tokio::test]
+async fn a_reason_is_from_the_list_and_a_reference_at_most_200_characters() {
+    let app = pen().await;
+    adjust_pen(&app, "PEN", json!({ "delta": 1, "reason": "gift" })).await.assert_problem(422, "invalid_reason");
+    adjust_pen(&app, "PEN", json!({ "delta": 1 })).await.assert_problem(422, "invalid_reason");
+    adjust_pen(&app, "PEN", json!({ "delta": 1, "reason": "restock", "reference": "x".repeat(201) }))
+        .await
+        .assert_problem(422, "invalid_reference");
+}
+
+#[tokio::test]
+async fn inventory_is_for_the_admin_only() {
+    let app = pen().await;
     app.get("/v1/admin/inventory/PEN", Auth::None).await.assert_problem(401, "unauthorized");
     let shopper = app.session().await;
     app.get("/v1/admin/inventory/PEN", Auth::Bearer(&shopper)).await.assert_problem(403, "forbidden");

@@ -74,8 +74,7 @@ async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
     // Device 1 logs in with A x2.
     let phone = app.session().await;
     app.add(&phone, "A", 2).await.assert_status(200);
-    let r =
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": phone, "customer_id": "cust-1" }))).await;
+    let r = app.attach(&phone, "cust-1").await;
     r.assert_status(200);
     assert_eq!(r.body["lines"][0]["quantity"], 2);
     assert!(r.header("etag").is_some());
@@ -84,8 +83,7 @@ async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
     let laptop = app.session().await;
     app.add(&laptop, "A", 998).await.assert_status(200);
     app.add(&laptop, "B", 1).await.assert_status(200);
-    let merged =
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-1" }))).await;
+    let merged = app.attach(&laptop, "cust-1").await;
     merged.assert_status(200);
     let lines = merged.body["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 2);
@@ -101,24 +99,34 @@ async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
 
     // Repeating the attach changes nothing.
     let before = app.cart(&laptop).await.body;
-    let again =
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-1" }))).await;
+    let again = app.attach(&laptop, "cust-1").await;
     again.assert_status(200);
     assert_eq!(again.body, before);
+}
 
-    // Another customer cannot take the session over.
-    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "cust-2" })))
-        .await
-        .assert_problem(409, "session_already_attached");
-    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": "sc_nope", "customer_id": "cust-1" })))
-        .await
-        .assert_problem(404, "unknown_session");
-    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": laptop, "customer_id": "" })))
-        .await
-        .assert_problem(422, "invalid_customer_id");
+#[tokio::test]
+async fn a_session_attached_to_a_customer_cannot_be_taken_over() {
+    let app = spawn_app().await;
+    let laptop = app.session().await;
+    app.attach(&laptop, "cust-1").await.assert_status(200);
+    app.attach(&laptop, "cust-2").await.assert_problem(409, "session_already_attached");
+}
+
+#[tokio::test]
+async fn attaching_needs_a_live_session_and_a_customer_id() {
+    let app = spawn_app().await;
+    let laptop = app.session().await;
+    app.attach("sc_nope", "cust-1").await.assert_problem(404, "unknown_session");
+    app.attach(&laptop, "").await.assert_problem(422, "invalid_customer_id");
     app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "customer_id": "x" })))
         .await
         .assert_problem(422, "invalid_token");
+}
+
+#[tokio::test]
+async fn attaching_is_for_the_storefront_backend_only() {
+    let app = spawn_app().await;
+    let phone = app.session().await;
     app.request(
         "POST",
         "/v1/admin/sessions/attach",
@@ -133,22 +141,14 @@ async fn attaching_merges_the_guest_cart_into_the_customers_cart() {
 #[tokio::test]
 async fn a_merge_keeps_at_most_one_hundred_lines() {
     let app = spawn_app().await;
-    for i in 0..110 {
-        app.stocked(&format!("S{i:03}"), 10, 10).await;
-    }
+    let skus: Vec<String> = (0..110).map(|i| format!("S{i:03}")).collect();
+    app.stocked_in_bulk(&skus, 10, 10).await;
     let first = app.session().await;
-    for i in 0..60 {
-        app.add(&first, &format!("S{i:03}"), 1).await.assert_status(200);
-    }
-    app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": first, "customer_id": "big" })))
-        .await
-        .assert_status(200);
+    app.in_cart_in_bulk(&first, &skus[..60]).await;
+    app.attach(&first, "big").await.assert_status(200);
     let second = app.session().await;
-    for i in 50..110 {
-        app.add(&second, &format!("S{i:03}"), 1).await.assert_status(200);
-    }
-    let merged =
-        app.admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": second, "customer_id": "big" }))).await;
+    app.in_cart_in_bulk(&second, &skus[50..]).await;
+    let merged = app.attach(&second, "big").await;
     merged.assert_status(200);
     let lines = merged.body["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 100);
@@ -168,10 +168,7 @@ async fn expired_sessions_and_their_guest_carts_are_purged() {
     apps[0].add(&guest, "TEE", 1).await.assert_status(200);
     let member = apps[1].session().await;
     apps[1].add(&member, "TEE", 2).await.assert_status(200);
-    apps[1]
-        .admin("POST", "/v1/admin/sessions/attach", Some(json!({ "token": member, "customer_id": "keeps-cart" })))
-        .await
-        .assert_status(200);
+    apps[1].attach(&member, "keeps-cart").await.assert_status(200);
     tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&apps[0].db).await.unwrap();
     let carts: Vec<Option<String>> =

@@ -12,7 +12,7 @@ use crate::{
     state::State,
 };
 
-/// `POST /v1/checkout`: hands the checkout to the replica's coalescing queue (`checkout.rs`),
+/// `POST /v1/checkout`: hands the checkout to the replica's coalescing queue (`checkout/`),
 /// where one transaction claims the idempotency key, freezes the cart into an order, empties
 /// the cart, reserves every line (all or none) and stores the answer. A repeat of the key
 /// replays that answer, on any replica.
@@ -27,11 +27,14 @@ pub async fn handle(SessionBearer(token): SessionBearer, state: State, req: Http
 }
 
 /// A checkout the queue could not answer: the replica is stopping (the client retries
-/// elsewhere), or the database failed it (mapped like any database error).
+/// elsewhere), the database could not be reached or not in time (503 with Retry-After, like
+/// any request), or the database failed it (mapped like any database error).
 fn unanswered(reason: Unanswered) -> ApiError {
     match reason {
         Unanswered::ShuttingDown => ApiError::new(Problem::ShuttingDown, "this replica is stopping; retry"),
         Unanswered::Lost => ApiError::internal(),
+        Unanswered::DatabaseUnavailable => ApiError::unavailable("the database is unavailable; try again"),
+        Unanswered::TimedOut => ApiError::unavailable("the checkout could not start in time; try again"),
         Unanswered::Database(e) => e.into(),
     }
 }

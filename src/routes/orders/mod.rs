@@ -54,9 +54,9 @@ async fn change_status(
     reference: Option<&str>,
 ) -> ApiResult<Order> {
     let mut tx = state.pool.begin().await?;
-    let order = orders::lock(&mut tx, id, &viewer).await?.ok_or_else(unknown_order)?;
-    if order.due {
-        orders::transition(&mut tx, &order, Status::Expired, None).await.map_err(transition_error)?;
+    let (order, expired) =
+        orders::lock_current(&mut tx, id, &viewer).await.map_err(transition_error)?.ok_or_else(unknown_order)?;
+    if expired {
         tx.commit().await?;
         return Err(invalid_transition(Status::Expired, to));
     }

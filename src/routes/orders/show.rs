@@ -16,11 +16,12 @@ pub async fn handle(shopper: Shopper, state: State, id: web::Path<String>) -> Ap
     let mut conn = state.pool.acquire().await?;
     let mut order = orders::find(&mut conn, id, &viewer).await?.ok_or_else(unknown_order)?;
     if order.due {
+        drop(conn);
         let mut tx = state.pool.begin().await?;
-        if orders::expire_if_due(&mut tx, id).await.map_err(transition_error)? {
-            tx.commit().await?;
-        }
-        order = orders::find(&mut conn, id, &viewer).await?.ok_or_else(unknown_order)?;
+        let (current, _) =
+            orders::lock_current(&mut tx, id, &viewer).await.map_err(transition_error)?.ok_or_else(unknown_order)?;
+        tx.commit().await?;
+        order = current;
     }
     Ok(crate::routes::ok(&order.to_json()))
 }

@@ -184,7 +184,12 @@ async fn concurrent_migrations_from_two_processes_apply_once() {
     }
     let pool = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refinery_schema_history").fetch_one(&pool).await.unwrap();
-    assert_eq!(rows, stockcart::migrate::latest_version() as i64);
+    // Each migration once: as many history rows as migration files (versions need not be dense).
+    let files = std::fs::read_dir("migrations")
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "sql"))
+        .count();
+    assert_eq!(rows, files as i64);
 }
 
 #[tokio::test]

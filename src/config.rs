@@ -37,6 +37,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("STOCKCART_CHECKOUT_BATCH", "64", "most checkouts coalesced into one transaction"),
     ("STOCKCART_EVENT_RETENTION", "30d", "events are kept this long, then deleted (the ledger is kept forever)"),
     ("STOCKCART_STREAM_LIMIT", "10000", "event stream connections per replica; past it, 503 with Retry-After"),
+    (
+        "STOCKCART_ROLLUP_INTERVAL",
+        "1s",
+        "how often each replica rolls new movements up for reports (0: not on this replica)",
+    ),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
@@ -73,6 +78,8 @@ pub struct Settings {
     pub checkout_workers: usize,
     pub checkout_batch: usize,
     pub event_retention: Duration,
+    /// Zero turns the report rollup follower off on this replica (reports stay exact).
+    pub rollup_interval: Duration,
     pub stream_limit: usize,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
@@ -162,6 +169,7 @@ impl Settings {
         Ok(Settings {
             bind,
             event_retention,
+            rollup_interval: duration("STOCKCART_ROLLUP_INTERVAL")?,
             stream_limit: stream_limit as usize,
             checkout_workers: checkout_workers as usize,
             checkout_batch: checkout_batch as usize,

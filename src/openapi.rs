@@ -97,6 +97,10 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("get", "/v1/admin/events", Auth::Admin, "The event log, oldest first: events with id > after (default 0), filtered by ?types= (comma-separated; a family as stock.* or order.*) and ?sku=; next is the id to pass as after. Includes every write acknowledged before the request, on any replica.", None, (200, "EventPage"), &[(400, "invalid_query")]),
     ep("get", "/v1/admin/events/stream", Auth::Admin, "Server-sent events: the same events as they commit, on any replica (id: <event id>, event: <type>, data: <the event JSON>). Starts with retry: 2000; a comment at least every 15 s. Resumes after Last-Event-ID (or ?after=) with nothing missing or repeated; event: reset when that is older than the retention. A client that falls far behind is closed and resumes.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
     ep("get", "/v1/stock/stream", Auth::None, "Server-sent events for storefronts: ?skus=A,B (1 to 100 known SKUs). First one `stock` event per SKU with its current state, then one per change: {sku, available, status, version}. A slow client may skip intermediate values, never ends on an old one.", None, (200, "EventStream"), &[(400, "invalid_query"), (503, "stream_limit_reached (Retry-After)")]),
+    ep("get", "/v1/admin/reports/stock", Auth::Admin, "Stock health per SKU over ?window=: levels, units sold and received, velocity, days of cover, sell-through, stockout time; ?status=, ?sort=, ?limit=, ?after=. Includes every movement committed before the request. Accept: text/csv for CSV.", None, (200, "StockReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/movements", Auth::Admin, "A time series of movements (?bucket=hour|day, ?from=, ?to=) over all SKUs or ?sku=. Accept: text/csv for CSV.", None, (200, "MovementReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/top", Auth::Admin, "Best sellers over ?window= by ?by=units|revenue, with ABC classes by revenue. Accept: text/csv for CSV.", None, (200, "TopReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/reservations", Auth::Admin, "Reservations held now: open orders, units, oldest, age percentiles, expiring within 5 minutes. Accept: text/csv for CSV.", None, (200, "ReservationReport"), &[]),
 ];
 
 /// The schema of each event type's `data`.
@@ -223,6 +227,9 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(events)) = (all.as_object_mut(), events) {
         all.extend(events);
     }
+    if let (Some(all), Value::Object(reports)) = (all.as_object_mut(), crate::reports::openapi::schemas()) {
+        all.extend(reports);
+    }
     all
 }
 
@@ -304,6 +311,7 @@ fn operation(e: &Endpoint) -> Value {
         parameters.push(json!({ "name": "If-Match", "in": "header", "required": e.path == "/v1/admin/inventory/{sku}", "schema": { "type": "string" }, "description": "\"<version>\" from an ETag" }));
     }
     let mut op = json!({ "summary": e.summary, "parameters": parameters, "responses": responses });
+    crate::reports::openapi::extend(e.path, &mut op);
     if let Some(body) = e.body {
         op["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });

@@ -8,6 +8,7 @@ pub mod events;
 pub mod inventory;
 pub mod ops;
 pub mod orders;
+pub mod reports;
 pub mod sessions;
 
 use actix_web::{http::header, web, HttpResponse};
@@ -63,7 +64,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Events
         .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
         .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
-        .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)));
+        .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)))
+        // Reports
+        .service(resource("/v1/admin/reports/stock").route(web::get().to(reports::stock::handle)))
+        .service(resource("/v1/admin/reports/movements").route(web::get().to(reports::movements::handle)))
+        .service(resource("/v1/admin/reports/top").route(web::get().to(reports::top::handle)))
+        .service(resource("/v1/admin/reports/reservations").route(web::get().to(reports::reservations::handle)));
 }
 
 /// A resource whose unmatched methods answer 405 (the app's default service answers 404).

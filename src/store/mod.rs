@@ -6,6 +6,7 @@ pub mod events;
 pub mod idempotency;
 pub mod orders;
 pub mod products;
+pub mod reports;
 pub mod sessions;
 pub mod stock;
 

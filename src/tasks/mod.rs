@@ -4,6 +4,7 @@
 mod expiry;
 mod purge;
 mod retention;
+pub mod rollup;
 
 use std::sync::Arc;
 
@@ -14,5 +15,6 @@ pub use expiry::expire_due_orders;
 pub fn spawn_all(state: Arc<AppState>) {
     tokio::spawn(expiry::run(state.clone()));
     tokio::spawn(purge::run(state.clone()));
-    tokio::spawn(retention::run(state));
+    tokio::spawn(retention::run(state.clone()));
+    tokio::spawn(rollup::run(state));
 }

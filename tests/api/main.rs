@@ -10,4 +10,5 @@ mod foundation;
 mod helpers;
 mod inventory;
 mod loadgen;
+mod reports;
 mod sessions;

@@ -57,6 +57,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(derived from STOCKCART_ADMIN_TOKEN)",
         "key that seals webhook secrets in the database (16+ characters; the same on every replica)",
     ),
+    (
+        "STOCKCART_ROLLUP_INTERVAL",
+        "1s",
+        "how often each replica rolls new movements up for reports (0: not on this replica)",
+    ),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),
     ("STOCKCART_SHUTDOWN_TIMEOUT", "30s", "how long in-flight requests may take to finish on SIGTERM"),
     ("STOCKCART_LOG_FORMAT", "human", "log format: human or json"),
@@ -115,6 +120,8 @@ pub struct Settings {
     pub checkout_workers: usize,
     pub checkout_batch: usize,
     pub event_retention: Duration,
+    /// Zero turns the report rollup follower off on this replica (reports stay exact).
+    pub rollup_interval: Duration,
     pub stream_limit: usize,
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_timeout: Duration,
@@ -275,6 +282,7 @@ impl Settings {
             webhook_allow_private,
             secret_key: secret_key.map(SecretString::from),
             event_retention,
+            rollup_interval: duration("STOCKCART_ROLLUP_INTERVAL")?,
             stream_limit: stream_limit as usize,
             checkout_workers: checkout_workers as usize,
             checkout_batch: checkout_batch as usize,

@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod migrate;
 pub mod openapi;
 pub mod problem;
+pub mod reports;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -112,6 +112,10 @@ const ENDPOINTS: &[Endpoint] = &[
     ep("post", "/v1/admin/webhooks/{id}/rotate-secret", Auth::Admin, "A new secret; for 24 h deliveries carry signatures with both secrets", None, (200, "WebhookWithSecret"), &[(404, "unknown_webhook")]),
     ep("get", "/v1/admin/webhooks/{id}/deliveries", Auth::Admin, "The endpoint's delivery log, newest first (?status=pending|succeeded|failed, ?after=, ?limit=)", None, (200, "DeliveryPage"), &[(400, "invalid_query"), (404, "unknown_webhook")]),
     ep("post", "/v1/admin/webhooks/{id}/replay", Auth::Admin, "Deliver every retained matching event in (after, until] again, with its original webhook-id", Some("Replay"), (202, "Queued"), &[(404, "unknown_webhook"), (422, "invalid_range")]),
+    ep("get", "/v1/admin/reports/stock", Auth::Admin, "Stock health per SKU over ?window=: levels, units sold and received, velocity, days of cover, sell-through, stockout time; ?status=, ?sort=, ?limit=, ?after=. Includes every movement committed before the request. Accept: text/csv for CSV.", None, (200, "StockReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/movements", Auth::Admin, "A time series of movements (?bucket=hour|day, ?from=, ?to=) over all SKUs or ?sku=. Accept: text/csv for CSV.", None, (200, "MovementReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/top", Auth::Admin, "Best sellers over ?window= by ?by=units|revenue, with ABC classes by revenue. Accept: text/csv for CSV.", None, (200, "TopReport"), &[(400, "invalid_query")]),
+    ep("get", "/v1/admin/reports/reservations", Auth::Admin, "Reservations held now: open orders, units, oldest, age percentiles, expiring within 5 minutes. Accept: text/csv for CSV.", None, (200, "ReservationReport"), &[]),
 ];
 
 /// The schema of each event type's `data`.
@@ -295,6 +299,9 @@ fn schemas(currency: &str) -> Value {
     if let (Some(all), Value::Object(events)) = (all.as_object_mut(), events) {
         all.extend(events);
     }
+    if let (Some(all), Value::Object(reports)) = (all.as_object_mut(), crate::reports::openapi::schemas()) {
+        all.extend(reports);
+    }
     all
 }
 
@@ -399,6 +406,7 @@ fn operation(e: &Endpoint) -> Value {
         parameters.push(json!({ "name": "If-Match", "in": "header", "required": e.path == "/v1/admin/inventory/{sku}", "schema": { "type": "string" }, "description": "\"<version>\" from an ETag" }));
     }
     let mut op = json!({ "summary": e.summary, "parameters": parameters, "responses": responses });
+    crate::reports::openapi::extend(e.path, &mut op);
     if let Some(body) = e.body {
         op["requestBody"] =
             json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod memory;
 pub mod ops;
 pub mod orders;
+pub mod reports;
 pub mod sessions;
 pub mod webhooks;
 
@@ -91,7 +92,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/admin/webhooks/{id}/rotate-secret").route(web::post().to(webhooks::rotate::handle)))
         .service(resource("/v1/admin/webhooks/{id}/deliveries").route(web::get().to(webhooks::deliveries::handle)))
-        .service(resource("/v1/admin/webhooks/{id}/replay").route(web::post().to(webhooks::replay::handle)));
+        .service(resource("/v1/admin/webhooks/{id}/replay").route(web::post().to(webhooks::replay::handle)))
+        // Reports
+        .service(resource("/v1/admin/reports/stock").route(web::get().to(reports::stock::handle)))
+        .service(resource("/v1/admin/reports/movements").route(web::get().to(reports::movements::handle)))
+        .service(resource("/v1/admin/reports/top").route(web::get().to(reports::top::handle)))
+        .service(resource("/v1/admin/reports/reservations").route(web::get().to(reports::reservations::handle)));
 }
 
 /// A resource whose unmatched methods answer 405 (the app's default service answers 404),

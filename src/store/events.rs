@@ -177,6 +177,8 @@ pub async fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -
         r#"WITH doomed AS (
                SELECT id FROM outbox_events
                WHERE position IS NOT NULL AND at < $1
+                 -- Never an event the report rollups have not counted yet.
+                 AND position <= (SELECT position FROM report_cursor)
                ORDER BY position
                LIMIT $2
                FOR UPDATE SKIP LOCKED

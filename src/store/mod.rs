@@ -8,6 +8,7 @@ pub mod invariants;
 pub mod memory;
 pub mod orders;
 pub mod products;
+pub mod reports;
 pub mod schema;
 pub mod sessions;
 pub mod stock;

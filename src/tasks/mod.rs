@@ -4,6 +4,7 @@
 mod expiry;
 mod purge;
 mod retention;
+pub mod rollup;
 pub mod view_flush;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub fn spawn_all(state: Arc<AppState>) -> Vec<tokio::task::AbortHandle> {
         tokio::spawn(purge::run(state.clone())).abort_handle(),
         tokio::spawn(retention::run(state.clone())).abort_handle(),
         tokio::spawn(view_flush::run(state.clone())).abort_handle(),
+        tokio::spawn(rollup::run(state.clone())).abort_handle(),
         tokio::spawn(crate::webhooks::deliver::run(state, sealer)).abort_handle(),
     ]
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_replicas, ADMIN_TOKEN};
 
-const ELEMENT: &str = "element-6066-11e4-a07c-4a5e4a89d8e8";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Browser {
     driver: Child,
@@ -33,7 +33,9 @@ impl Browser {
         let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())?;
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
@@ -85,7 +87,11 @@ impl Browser {
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
-        let r = self.client.request(method, url).json(&body).send().await.unwrap();
+        let mut req = self.client.request(method, url);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
         let v: Value = r.json().await.unwrap();
         v["value"].clone()
     }
@@ -153,9 +159,7 @@ async fn the_dashboard_signs_in_shows_stock_and_follows_changes_from_another_rep
     browser.until("the sign-in form", Duration::from_secs(10), "!document.getElementById('sign-in').hidden").await;
     browser.type_into("#token", "not-the-token").await;
     browser.click("#sign-in button").await;
-    browser
-        .until("the refusal", Duration::from_secs(5), "!document.getElementById('sign-in-error').hidden")
-        .await;
+    browser.until("the refusal", Duration::from_secs(5), "!document.getElementById('sign-in-error').hidden").await;
     let error = browser.js("return document.getElementById('sign-in-error').textContent").await;
     assert!(error.as_str().unwrap().contains("not the admin token"), "{error}");
 
@@ -164,7 +168,9 @@ async fn the_dashboard_signs_in_shows_stock_and_follows_changes_from_another_rep
     browser.click("#sign-in button").await;
     browser.until("the stock table", Duration::from_secs(10), &format!("{} !== null", cell("DASH-B", "on_hand"))).await;
     assert_eq!(browser.js(&format!("return {}.textContent", cell("DASH-A", "on_hand"))).await, "5");
-    browser.until("the live stream", Duration::from_secs(5), "document.getElementById('stream').dataset.stream === 'live'").await;
+    browser
+        .until("the live stream", Duration::from_secs(5), "document.getElementById('stream').dataset.stream === 'live'")
+        .await;
     let stored = browser.js("return sessionStorage.getItem('stockcart.admin-token')").await;
     assert_eq!(stored, ADMIN_TOKEN, "kept in sessionStorage");
     assert!(!browser.js("return location.href").await.as_str().unwrap().contains(ADMIN_TOKEN), "never in a URL");
@@ -181,10 +187,16 @@ async fn the_dashboard_signs_in_shows_stock_and_follows_changes_from_another_rep
     apps[1].add(&token, "DASH-B", 1).await.assert_status(200);
     apps[1].checkout(&token, "dash-1").await.assert_status(201);
     browser
-        .until("the out badge", Duration::from_secs(1), &format!("{}.dataset.value === 'out'", cell("DASH-B", "status")))
+        .until(
+            "the out badge",
+            Duration::from_secs(1),
+            &format!("{}.dataset.value === 'out'", cell("DASH-B", "status")),
+        )
         .await;
     assert_eq!(browser.js("return document.querySelector('tr[data-sku=\"DASH-B\"]').className").await, "out");
-    browser.until("the order in the list", Duration::from_secs(2), "document.querySelectorAll('#orders li').length > 0").await;
+    browser
+        .until("the order in the list", Duration::from_secs(2), "document.querySelectorAll('#orders li').length > 0")
+        .await;
 
     // The charts drew something.
     browser

@@ -177,8 +177,16 @@ async function loadWebhooks() {
 }
 
 // ---- the live stream -----------------------------------------------------------------------
+// Charts follow the stream too, but at most once every two seconds: they are reports.
+let chartsDue = null;
+function chartsSoon() {
+  if (chartsDue) return;
+  chartsDue = setTimeout(() => { chartsDue = null; loadCharts().catch(() => {}); }, 2000);
+}
+
 function apply(type, event) {
   const d = event.data;
+  chartsSoon();
   if (type === "stock.changed") {
     paint(d.sku, { on_hand: d.on_hand, reserved: d.reserved, available: d.available, status: d.status }, true);
   } else if (type.startsWith("stock.")) {

@@ -1,0 +1,338 @@
+//! The reports' SQL: the rollup follower's step, and the reads that reports combine with the
+//! newest movements (`tail`). Migration V7 explains the tables and `report_movement_facts`,
+//! the one definition of what a movement contributes.
+//!
+//! Rollup rows under the SKU `*` (not a valid SKU) sum every SKU, so a series over the whole
+//! catalog reads one row per bucket instead of one per SKU.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+/// Where the rollups stand: every movement up to `seeded_through`, and every movement whose
+/// event is at or before `position`, is in them.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    pub position: i64,
+    pub seeded_through: i64,
+}
+
+/// What the follower did in one step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Step {
+    /// Events read (of every type): the cursor moved this far.
+    pub events: i64,
+    /// Movements added to the rollups.
+    pub movements: i64,
+}
+
+/// Rolls up the movements of the next `limit` events after the cursor, and advances it, in one
+/// transaction under the cursor's row lock. `None` when another replica holds the lock: it is
+/// doing the same work, and waiting for it would only make this replica redo nothing.
+pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let Some(cursor) =
+        sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor FOR UPDATE SKIP LOCKED")
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let step = sqlx::query_as!(
+        Step,
+        r#"WITH batch AS (
+               SELECT position, topic, payload FROM outbox_events
+               WHERE position > $1 ORDER BY position LIMIT $2
+           ), facts AS (
+               SELECT f.* FROM batch b
+               JOIN report_movement_facts f ON f.id = (b.payload ->> 'movement_id')::bigint
+               WHERE b.topic = 'stock.changed' AND f.id > $3
+           ), contrib AS (
+               SELECT sku, date_trunc('hour', at, 'UTC') AS hour, received, 0::int8 AS sold, 0::int8 AS revenue,
+                      released, shipped, adjusted, reserved_delta
+               FROM facts
+               UNION ALL
+               SELECT sku, date_trunc('hour', placed_at, 'UTC'), 0, sold, revenue, 0, 0, 0, 0
+               FROM facts WHERE sold <> 0
+           ), hourly_sums AS (
+               SELECT s.sku, hour, sum(received)::int8 AS received, sum(sold)::int8 AS sold,
+                      sum(revenue)::int8 AS revenue, sum(released)::int8 AS released,
+                      sum(shipped)::int8 AS shipped, sum(adjusted)::int8 AS adjusted,
+                      sum(reserved_delta)::int8 AS reserved_delta
+               FROM contrib CROSS JOIN LATERAL (VALUES (contrib.sku), ('*')) AS s (sku)
+               GROUP BY s.sku, hour
+           ), hourly AS (
+               INSERT INTO report_hourly AS r
+               SELECT * FROM hourly_sums
+               ON CONFLICT (sku, hour) DO UPDATE SET
+                   received = r.received + EXCLUDED.received, sold = r.sold + EXCLUDED.sold,
+                   revenue = r.revenue + EXCLUDED.revenue, released = r.released + EXCLUDED.released,
+                   shipped = r.shipped + EXCLUDED.shipped, adjusted = r.adjusted + EXCLUDED.adjusted,
+                   reserved_delta = r.reserved_delta + EXCLUDED.reserved_delta
+           ), daily AS (
+               INSERT INTO report_daily AS r
+               SELECT sku, date_trunc('day', hour, 'UTC'), sum(received), sum(sold), sum(revenue), sum(released),
+                      sum(shipped), sum(adjusted), sum(reserved_delta)
+               FROM hourly_sums GROUP BY 1, 2
+               ON CONFLICT (sku, day) DO UPDATE SET
+                   received = r.received + EXCLUDED.received, sold = r.sold + EXCLUDED.sold,
+                   revenue = r.revenue + EXCLUDED.revenue, released = r.released + EXCLUDED.released,
+                   shipped = r.shipped + EXCLUDED.shipped, adjusted = r.adjusted + EXCLUDED.adjusted,
+                   reserved_delta = r.reserved_delta + EXCLUDED.reserved_delta
+           ), marks AS (
+               INSERT INTO report_stock_marks (sku, version, at, out)
+               SELECT sku, version, at, out_mark FROM facts WHERE out_mark IS NOT NULL
+           ), last AS (
+               INSERT INTO report_last_movement AS r (sku, at)
+               SELECT sku, max(at) FROM facts GROUP BY sku
+               ON CONFLICT (sku) DO UPDATE SET at = greatest(r.at, EXCLUDED.at)
+           ), advanced AS (
+               UPDATE report_cursor SET position = (SELECT max(position) FROM batch)
+               WHERE EXISTS (SELECT 1 FROM batch)
+           )
+           SELECT (SELECT count(*) FROM batch) AS "events!", (SELECT count(*) FROM facts) AS "movements!""#,
+        cursor.position,
+        limit,
+        cursor.seeded_through
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(step))
+}
+
+/// Opens the snapshot a report reads: the rollups, their cursor and the newest movements must
+/// be seen at one instant, or a movement could be counted twice or not at all.
+pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
+    sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor").fetch_one(&mut *conn).await
+}
+
+/// One movement the rollups do not hold yet, as `report_movement_facts` defines it.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub sku: String,
+    pub version: i64,
+    pub at: DateTime<Utc>,
+    pub received: i64,
+    pub adjusted: i64,
+    pub shipped: i64,
+    pub released: i64,
+    pub reserved_delta: i64,
+    pub placed_at: Option<DateTime<Utc>>,
+    pub sold: i64,
+    pub revenue: i64,
+    pub out_mark: Option<bool>,
+}
+
+/// The movements committed after the rollups' cursor: their events come after its position or
+/// have no position yet (committed, not yet sequenced). In SKU and version order.
+pub async fn tail(conn: &mut PgConnection, cursor: Cursor) -> Result<Vec<Fact>, sqlx::Error> {
+    sqlx::query_as!(
+        Fact,
+        r#"WITH newer AS (
+               SELECT payload FROM outbox_events WHERE position > $1 AND topic = 'stock.changed'
+               UNION ALL
+               SELECT payload FROM outbox_events WHERE position IS NULL AND topic = 'stock.changed'
+           )
+           SELECT f.sku AS "sku!", f.version AS "version!", f.at AS "at!", f.received AS "received!",
+                  f.adjusted AS "adjusted!", f.shipped AS "shipped!", f.released AS "released!",
+                  f.reserved_delta AS "reserved_delta!", f.placed_at, f.sold AS "sold!", f.revenue AS "revenue!",
+                  f.out_mark
+           FROM newer n JOIN report_movement_facts f ON f.id = (n.payload ->> 'movement_id')::bigint
+           WHERE f.id > $2
+           ORDER BY f.sku, f.version"#,
+        cursor.position,
+        cursor.seeded_through
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A SKU's figures from the rollups, over hours from `start` (see `Window`).
+#[derive(Debug, Clone)]
+pub struct StockRow {
+    pub sku: String,
+    pub name: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub low_stock_threshold: i64,
+    pub units_sold: i64,
+    pub units_received: i64,
+    /// Seconds in `[start, now]` with available at 0, as if the last rolled-up mark held until now.
+    pub stockout_seconds: f64,
+    pub last_movement_at: Option<DateTime<Utc>>,
+}
+
+/// Every SKU with its sums over the window: hours in `[start, day_start)`, days from `day_start`.
+pub async fn stock_rows(
+    conn: &mut PgConnection,
+    start: DateTime<Utc>,
+    day_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<StockRow>, sqlx::Error> {
+    sqlx::query_as!(
+        StockRow,
+        r#"WITH sums AS (
+               SELECT sku, sum(sold)::int8 AS sold, sum(received)::int8 AS received FROM (
+                   SELECT sku, sold, received FROM report_daily WHERE day >= $2 AND sku <> '*'
+                   UNION ALL
+                   SELECT sku, sold, received FROM report_hourly WHERE hour >= $1 AND hour < $2 AND sku <> '*'
+               ) r GROUP BY sku
+           ), marks AS (
+               SELECT sku, version, at, out FROM report_stock_marks WHERE at >= $1
+               UNION ALL
+               SELECT p.sku, b.version, b.at, b.out
+               FROM products p CROSS JOIN LATERAL (
+                   SELECT version, at, out FROM report_stock_marks c
+                   WHERE c.sku = p.sku AND c.at < $1 ORDER BY c.version DESC LIMIT 1
+               ) b
+               UNION ALL
+               -- A SKU starts out of stock: on_hand 0, and no movement yet.
+               SELECT sku, 0, created_at, true FROM products
+           ), spans AS (
+               SELECT sku, out, at, lead(at) OVER (PARTITION BY sku ORDER BY version) AS until FROM marks
+           ), stockout AS (
+               SELECT sku, sum(greatest(0, extract(epoch FROM least(coalesce(until, $3), $3) - greatest(at, $1))))
+                          FILTER (WHERE out)::float8 AS seconds
+               FROM spans GROUP BY sku
+           )
+           SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
+                  coalesce(sums.sold, 0) AS "units_sold!", coalesce(sums.received, 0) AS "units_received!",
+                  coalesce(o.seconds, 0) AS "stockout_seconds!", l.at AS "last_movement_at?"
+           FROM products p
+           JOIN stock_levels s ON s.sku = p.sku
+           LEFT JOIN sums ON sums.sku = p.sku
+           LEFT JOIN stockout o ON o.sku = p.sku
+           LEFT JOIN report_last_movement l ON l.sku = p.sku
+           ORDER BY p.sku"#,
+        start,
+        day_start,
+        now
+    )
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct SalesRow {
+    pub sku: String,
+    pub name: String,
+    pub units: i64,
+    pub revenue: i64,
+}
+
+/// Units sold and their revenue per SKU over the window (as `stock_rows`), SKUs with sales only.
+pub async fn sales(
+    conn: &mut PgConnection,
+    start: DateTime<Utc>,
+    day_start: DateTime<Utc>,
+) -> Result<Vec<SalesRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SalesRow,
+        r#"SELECT p.sku, p.name, r.units AS "units!", r.revenue AS "revenue!"
+           FROM (
+               SELECT sku, sum(sold)::int8 AS units, sum(revenue)::int8 AS revenue FROM (
+                   SELECT sku, sold, revenue FROM report_daily WHERE day >= $2 AND sku <> '*' AND sold <> 0
+                   UNION ALL
+                   SELECT sku, sold, revenue FROM report_hourly
+                   WHERE hour >= $1 AND hour < $2 AND sku <> '*' AND sold <> 0
+               ) u GROUP BY sku
+           ) r JOIN products p ON p.sku = r.sku
+           ORDER BY p.sku"#,
+        start,
+        day_start
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Names of SKUs (for SKUs that only the tail mentions).
+pub async fn names(conn: &mut PgConnection, skus: &[String]) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query!("SELECT sku, name FROM products WHERE sku = ANY($1)", skus).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.sku, r.name)).collect())
+}
+
+pub async fn sku_exists(conn: &mut PgConnection, sku: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM products WHERE sku = $1) AS "exists!""#, sku)
+        .fetch_one(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub received: i64,
+    pub sold: i64,
+    pub released: i64,
+    pub shipped: i64,
+    pub adjusted: i64,
+    pub reserved_delta: i64,
+}
+
+/// Rolled-up buckets of one SKU (or `*`, all) starting in `[from, to)`, hourly or daily.
+pub async fn buckets(
+    conn: &mut PgConnection,
+    sku: &str,
+    daily: bool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Bucket>, sqlx::Error> {
+    if daily {
+        sqlx::query_as!(
+            Bucket,
+            r#"SELECT day AS start, received, sold, released, shipped, adjusted, reserved_delta
+               FROM report_daily WHERE sku = $1 AND day >= $2 AND day < $3 ORDER BY day"#,
+            sku,
+            from,
+            to
+        )
+        .fetch_all(conn)
+        .await
+    } else {
+        sqlx::query_as!(
+            Bucket,
+            r#"SELECT hour AS start, received, sold, released, shipped, adjusted, reserved_delta
+               FROM report_hourly WHERE sku = $1 AND hour >= $2 AND hour < $3 ORDER BY hour"#,
+            sku,
+            from,
+            to
+        )
+        .fetch_all(conn)
+        .await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reservations {
+    pub open_orders: i64,
+    pub units: i64,
+    pub oldest_at: Option<DateTime<Utc>>,
+    pub age_p50_seconds: Option<f64>,
+    pub age_p90_seconds: Option<f64>,
+    pub expiring_within_5m: i64,
+}
+
+/// Orders that hold reserved stock now: awaiting payment (overdue ones too, until expiry
+/// releases them) or paid and not yet shipped.
+pub async fn reservations(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Reservations, sqlx::Error> {
+    sqlx::query_as!(
+        Reservations,
+        r#"WITH open AS (
+               SELECT o.id, o.status, o.created_at, o.expires_at,
+                      (SELECT sum(quantity) FROM order_lines l WHERE l.order_id = o.id)::int8 AS units
+               FROM orders o WHERE o.status IN ('awaiting_payment', 'paid')
+           )
+           SELECT count(*) AS "open_orders!", coalesce(sum(units), 0)::int8 AS "units!",
+                  min(created_at) AS oldest_at,
+                  percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM $1 - created_at))::float8
+                      AS age_p50_seconds,
+                  percentile_disc(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM $1 - created_at))::float8
+                      AS age_p90_seconds,
+                  count(*) FILTER (WHERE status = 'awaiting_payment' AND expires_at <= $1 + interval '5 minutes')
+                      AS "expiring_within_5m!"
+           FROM open"#,
+        now
+    )
+    .fetch_one(conn)
+    .await
+}

@@ -1,0 +1,45 @@
+//! The report rollups' follower, on every replica: rolls up the movements of the event log
+//! after the stored cursor. Each step locks the cursor row (skipping it when another replica
+//! holds it) and advances it in the transaction that updates the rollups, so every movement
+//! is counted exactly once however many replicas run this. It never runs inside a checkout:
+//! reports read the newest movements themselves, so no write path has to wait for a rollup.
+
+use std::sync::Arc;
+
+use crate::{
+    state::AppState,
+    store::reports::{self, Step},
+};
+
+/// Events per step: large enough to catch up quickly, small enough that one transaction
+/// holds few row locks and a report's tail stays short behind a busy log.
+pub const BATCH: i64 = 5000;
+
+pub async fn run(state: Arc<AppState>) {
+    if state.settings.rollup_interval.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(state.settings.rollup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = catch_up(&state.pool, BATCH).await {
+            tracing::warn!(error = %e, "report rollup failed; retrying next tick");
+        }
+    }
+}
+
+/// Rolls up until the cursor reaches the end of the log (or another replica holds it).
+/// Returns the total of what this call did.
+pub async fn catch_up(pool: &sqlx::PgPool, batch: i64) -> Result<Step, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut total = Step::default();
+    while let Some(step) = reports::roll_up(&mut conn, batch).await? {
+        total.events += step.events;
+        total.movements += step.movements;
+        if step.events < batch {
+            break;
+        }
+    }
+    Ok(total)
+}

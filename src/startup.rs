@@ -98,6 +98,21 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
     Ok(pool_options(settings).connect_lazy_with(connect_options(settings, url)?))
 }
 
+/// The pool of product reads that record a view: the request pool's settings, and commits
+/// that do not wait for the WAL flush (see `AppState::views_pool`). Half the request pool's
+/// size: it serves one kind of request.
+fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
+    let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "off")]);
+    bounded_release(
+        PgPoolOptions::new()
+            .max_connections((settings.pool_size / 2).max(2))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(3))
+            .test_before_acquire(false),
+    )
+    .connect_lazy_with(options)
+}
+
 /// The pool of `/readyz`: one connection of its own, so that a request pool exhausted or
 /// stuck on a frozen database cannot make the readiness check wait, nor the check take a
 /// connection from requests.
@@ -155,6 +170,7 @@ impl Application {
             events: Hub::start(pool.clone(), settings.stream_limit, metrics.clone().into_inner()),
             // Every replica must derive the same key; both sources are shared configuration.
             views: Default::default(),
+            views_pool: views_pool(&settings, &pool),
             sealer: Sealer::new(settings.secret_key.as_ref().unwrap_or(&admin_token).expose_secret()),
         });
         // Streams never finish on their own: end them when a stop is asked for, so the

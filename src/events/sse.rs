@@ -54,7 +54,7 @@ async fn send(out: &Frames, hub: &Hub, frame: Bytes, at: Option<chrono::DateTime
 }
 
 /// The admin stream: every matching event after `resume` (or, without one, after what is
-/// committed now), in position order. A client that falls `BACKLOG` events behind is closed;
+/// committed now), in position order. A client that falls the hub's backlog behind is closed;
 /// it resumes with `Last-Event-ID`.
 pub fn admin(hub: Arc<Hub>, slot: ClientSlot, filter: Filter, resume: Option<i64>) -> mpsc::Receiver<Bytes> {
     let (out, frames) = mpsc::channel(16);
@@ -122,16 +122,16 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
     loop {
         tokio::select! {
             got = live.recv() => match got {
-                Ok(event) => {
-                    if event.position <= last {
-                        continue;
-                    }
-                    last = event.position;
-                    if filter.matches(&event.topic, &event.payload) {
-                        if !send(out, hub, event.admin_frame.clone(), Some(event.at)).await {
-                            return Ok(());
+                Ok(batch) => {
+                    let seen = last;
+                    for event in batch.iter().filter(|e| e.position > seen) {
+                        last = event.position;
+                        if filter.matches(&event.topic, &event.payload) {
+                            if !send(out, hub, event.admin_frame.clone(), Some(event.at)).await {
+                                return Ok(());
+                            }
+                            heartbeat.reset();
                         }
-                        heartbeat.reset();
                     }
                 }
                 // Too far behind: closing is what the contract promises, and the client's
@@ -273,17 +273,17 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
     loop {
         tokio::select! {
             got = live.recv() => match got {
-                Ok(event) => {
-                    if event.position <= last {
-                        continue;
-                    }
-                    last = event.position;
-                    if let Some(state) = &event.public {
-                        if shown.is_news(state) {
-                            if !send(out, hub, state.frame(event.position), Some(event.at)).await {
-                                return Ok(());
+                Ok(batch) => {
+                    let seen = last;
+                    for event in batch.iter().filter(|e| e.position > seen) {
+                        last = event.position;
+                        if let Some(state) = &event.public {
+                            if shown.is_news(state) {
+                                if !send(out, hub, state.frame(event.position), Some(event.at)).await {
+                                    return Ok(());
+                                }
+                                heartbeat.reset();
                             }
-                            heartbeat.reset();
                         }
                     }
                 }

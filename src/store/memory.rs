@@ -141,6 +141,24 @@ pub async fn merge(conn: &mut PgConnection, from_cart: uuid::Uuid, into_cart: uu
     Ok(())
 }
 
+/// Deletes the views of up to `limit` carts that no longer exist (purged or revoked guest
+/// carts), for the purge task; returns how many carts' views went.
+pub async fn purge_orphans(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"WITH gone AS (
+               SELECT DISTINCT v.cart_id FROM recent_views v
+               WHERE NOT EXISTS (SELECT 1 FROM carts c WHERE c.id = v.cart_id)
+               LIMIT $1
+           ), deleted AS (
+               DELETE FROM recent_views v USING gone WHERE v.cart_id = gone.cart_id
+           )
+           SELECT count(*) AS "count!" FROM gone"#,
+        limit
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// Adds a replica's counts to the minute and hour buckets and prunes buckets no window reads
 /// any more, in one statement.
 pub async fn flush_views(

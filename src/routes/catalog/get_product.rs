@@ -15,19 +15,21 @@ use crate::{
 /// which PostgreSQL refuses in text, or 65 characters) is not found, never a database error.
 pub async fn handle(state: State, sku: web::Path<String>, session: Option<SessionBearer>) -> ApiResult<HttpResponse> {
     let sku = Sku::parse(&sku).map_err(|_| ApiError::unknown_sku(&sku))?;
-    let mut conn = state.pool.acquire().await?;
     let product = match session {
-        Some(SessionBearer(hash)) => match memory::read_and_record(&mut conn, sku.as_str(), &hash.0).await {
-            Ok(found) => found.map(|(product, _)| product),
-            Err(e) if is_database_down(&e) => return Err(e.into()),
-            Err(e) => {
-                // The shopper came for the product, not for the list: count it and move on.
-                tracing::warn!(error = %e, "recording a product view failed");
-                state.views.record_failed();
-                products::find(&mut conn, sku.as_str()).await?
+        Some(SessionBearer(hash)) => {
+            let mut conn = state.views_pool.acquire().await?;
+            match memory::read_and_record(&mut conn, sku.as_str(), &hash.0).await {
+                Ok(found) => found.map(|(product, _)| product),
+                Err(e) if is_database_down(&e) => return Err(e.into()),
+                Err(e) => {
+                    // The shopper came for the product, not for the list: count it and move on.
+                    tracing::warn!(error = %e, "recording a product view failed");
+                    state.views.record_failed();
+                    products::find(&mut conn, sku.as_str()).await?
+                }
             }
-        },
-        None => products::find(&mut conn, sku.as_str()).await?,
+        }
+        None => products::find(&mut *state.pool.acquire().await?, sku.as_str()).await?,
     };
     let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
     state.views.count(&product.sku);

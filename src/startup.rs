@@ -32,14 +32,18 @@ pub struct Application {
 }
 
 /// A pool that fails fast when the database is gone, so requests answer 503 quickly.
+///
+/// Its connections are not given `bounded_release`: that is a second round trip on every
+/// request (sqlx pings each returned connection anyway), and the benchmark showed the hot
+/// paths paying for it. A request never waits on a release; a database that froze holds the
+/// released connections until it answers again, and requests meanwhile fail within their
+/// deadline, as they would anyway.
 fn pool_options(settings: &Settings) -> PgPoolOptions {
-    bounded_release(
-        PgPoolOptions::new()
-            .max_connections(settings.pool_size)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(3))
-            .test_before_acquire(false),
-    )
+    PgPoolOptions::new()
+        .max_connections(settings.pool_size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
 }
 
 /// How long a connection coming back to the pool may take to prove it still answers.
@@ -103,14 +107,12 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
 /// size: it serves one kind of request.
 fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
     let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "off")]);
-    bounded_release(
-        PgPoolOptions::new()
-            .max_connections((settings.pool_size / 2).max(2))
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(3))
-            .test_before_acquire(false),
-    )
-    .connect_lazy_with(options)
+    PgPoolOptions::new()
+        .max_connections((settings.pool_size / 2).max(2))
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .connect_lazy_with(options)
 }
 
 /// The pool of `/readyz`: one connection of its own, so that a request pool exhausted or

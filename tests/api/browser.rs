@@ -24,6 +24,10 @@ struct Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // A test that failed never closed its browser, and killing the driver leaves Chromium
+        // running: end the processes of this test's own profile.
+        let _ = Command::new("pkill").arg("-f").arg(self._profile.as_os_str()).status();
         let _ = std::fs::remove_dir_all(&self._profile);
     }
 }

@@ -103,12 +103,12 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
 }
 
 /// The pool of product reads that record a view: the request pool's settings, and commits
-/// that do not wait for the WAL flush (see `AppState::views_pool`). Half the request pool's
-/// size: it serves one kind of request.
+/// that do not wait for the WAL flush (see `AppState::views_pool`). As large as the request
+/// pool: at half its size, product reads queued for a connection (measured: 0.46 x).
 fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
     let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "off")]);
     PgPoolOptions::new()
-        .max_connections((settings.pool_size / 2).max(2))
+        .max_connections(settings.pool_size)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)

@@ -225,55 +225,49 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
 }
 
-/// Leases up to `free - busy` due deliveries per endpoint (endpoints this replica is not
-/// sending to have `free`), each the first pending delivery of its key, under `claim`.
+/// The endpoints deliveries may go to now.
+pub async fn enabled(conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT id FROM webhook_endpoints WHERE status = 'enabled' ORDER BY id").fetch_all(conn).await
+}
+
+/// Leases up to `room` due deliveries of one endpoint, each the first pending delivery of its
+/// key, under `claim`. The scan follows the endpoint's due deliveries in time order and stops
+/// at `room`: its cost does not grow with the endpoint's backlog.
 pub async fn claim(
     conn: &mut PgConnection,
     claim: Uuid,
-    busy_endpoints: &[Uuid],
-    busy_counts: &[i64],
-    free: i64,
-    limit: i64,
+    endpoint: Uuid,
+    room: i64,
     lease: std::time::Duration,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let lease_ms = lease.as_millis() as f64;
     sqlx::query_as!(
         Claimed,
-        r#"WITH busy (endpoint_id, n) AS (SELECT * FROM unnest($2::uuid[], $3::int8[])),
-           due AS (
-               SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.event_id, d.id) AS rank,
-                      $4 - coalesce(b.n, 0) AS room
-               FROM webhook_deliveries d
-               JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.status = 'enabled'
-               LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
-               WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+        r#"WITH picked AS (
+               SELECT d.id FROM webhook_deliveries d
+               WHERE d.endpoint_id = $2 AND d.status = 'pending' AND d.next_attempt_at <= now()
                  AND (d.lease_until IS NULL OR d.lease_until < now())
                  AND NOT EXISTS (
                      SELECT 1 FROM webhook_deliveries p
                      WHERE p.endpoint_id = d.endpoint_id AND p.key = d.key AND p.status = 'pending'
                        AND (p.event_id, p.id) < (d.event_id, d.id))
-           ), picked AS (
-               SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
-               WHERE due.rank <= due.room AND d.status = 'pending'
-                 AND (d.lease_until IS NULL OR d.lease_until < now())
-               ORDER BY d.next_attempt_at
-               LIMIT $5
+               ORDER BY d.next_attempt_at, d.id
+               LIMIT $3
                FOR UPDATE OF d SKIP LOCKED
            ), leased AS (
                UPDATE webhook_deliveries d
-               SET lease_until = now() + make_interval(secs => $6::float8 / 1000), claim = $1,
+               SET lease_until = now() + make_interval(secs => $4::float8 / 1000), claim = $1,
                    attempts = attempts + 1, updated_at = now()
                FROM picked WHERE d.id = picked.id
                RETURNING d.id, d.endpoint_id, d.event_id, d.body, d.attempts, d.created_at
            )
            SELECT l.id, l.endpoint_id, l.event_id, w.url, l.body, l.attempts, w.secret, w.previous_secret,
                   w.previous_secret_until, l.created_at
-           FROM leased l JOIN webhook_endpoints w ON w.id = l.endpoint_id"#,
+           FROM leased l JOIN webhook_endpoints w ON w.id = l.endpoint_id
+           ORDER BY l.event_id, l.id"#,
         claim,
-        busy_endpoints,
-        busy_counts,
-        free,
-        limit,
+        endpoint,
+        room,
         lease_ms
     )
     .fetch_all(conn)

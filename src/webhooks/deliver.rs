@@ -149,6 +149,7 @@ struct Done {
     error: Option<String>,
     next_attempt_at: Option<DateTime<Utc>>,
     gone: bool,
+    took: Duration,
 }
 
 /// Runs until the process ends. Errors are logged and retried on the next tick.
@@ -162,8 +163,12 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     let mut permits: HashMap<Uuid, Arc<Semaphore>> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut events = state.events.subscribe();
-    // A claim covers the wait for a permit too: at most `QUEUE` requests' worth per slot.
-    let lease = state.settings.webhook_timeout * (QUEUE as u32 + 1) + Duration::from_secs(5);
+    // A claim covers the wait for a permit too: a slow endpoint's `QUEUE_SLOW` requests per
+    // slot, or a fast one's `QUEUE_FAST` answered within `FAST` each.
+    let lease = (state.settings.webhook_timeout * (QUEUE_SLOW as u32 + 1)).max(FAST * QUEUE_FAST as u32)
+        + Duration::from_secs(5);
+    // Which endpoints answered their last attempt quickly and well.
+    let mut fast: HashMap<Uuid, bool> = HashMap::new();
     let mut depth_tick = tokio::time::interval(Duration::from_secs(5));
     let mut finished: Vec<Done> = Vec::new();
     loop {
@@ -175,6 +180,7 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
             match record_all(&state, claim, &finished).await {
                 Ok(()) => {
                     for d in finished.drain(..) {
+                        fast.insert(d.endpoint_id, d.error.is_none() && d.took < FAST);
                         if let Some(n) = claimed.get_mut(&d.endpoint_id) {
                             *n -= 1;
                             if *n == 0 {
@@ -188,7 +194,7 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
                 Err(e) => tracing::warn!(error = %e, "cannot record webhook attempts; retrying"),
             }
         }
-        match plan_and_claim(&state, claim, lease, concurrency, &claimed).await {
+        match plan_and_claim(&state, claim, lease, concurrency, &claimed, &fast).await {
             Ok(batch) => {
                 for d in batch {
                     *claimed.entry(d.endpoint_id).or_default() += 1;
@@ -217,9 +223,14 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     }
 }
 
-/// Deliveries claimed per endpoint and replica, in multiples of its concurrency: enough to
-/// keep its permits busy between two turns of the loop.
-const QUEUE: usize = 8;
+/// Deliveries claimed per endpoint and replica, in multiples of its concurrency. An endpoint
+/// that answers quickly gets many, so that one turn of the loop keeps its permits busy under a
+/// checkout rush; a slow or failing one gets few, so that what it has claimed is sent well
+/// within the lease.
+const QUEUE_FAST: usize = 64;
+const QUEUE_SLOW: usize = 2;
+/// An answer this quick (a 2xx) marks an endpoint as fast.
+const FAST: Duration = Duration::from_millis(100);
 
 async fn plan_and_claim(
     state: &AppState,
@@ -227,25 +238,41 @@ async fn plan_and_claim(
     lease: Duration,
     concurrency: usize,
     claimed: &HashMap<Uuid, usize>,
+    fast: &HashMap<Uuid, bool>,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let total: usize = claimed.values().sum();
-    let room = MAX_CLAIMED.saturating_sub(total);
+    let mut room_left = MAX_CLAIMED.saturating_sub(total);
     let mut conn = state.pool.acquire().await?;
     while webhooks::plan(&mut conn, PLAN_BATCH).await? > 0 {}
-    if room == 0 {
-        return Ok(Vec::new());
+    let mut batch = Vec::new();
+    for endpoint in webhooks::enabled(&mut conn).await? {
+        let queue = if fast.get(&endpoint).copied().unwrap_or(false) { QUEUE_FAST } else { QUEUE_SLOW };
+        let room = (concurrency * queue).saturating_sub(claimed.get(&endpoint).copied().unwrap_or(0)).min(room_left);
+        if room == 0 {
+            continue;
+        }
+        let got = webhooks::claim(&mut conn, claim, endpoint, room as i64, lease).await?;
+        room_left -= got.len();
+        batch.extend(got);
     }
-    let busy: Vec<Uuid> = claimed.keys().copied().collect();
-    let counts: Vec<i64> = claimed.values().map(|n| *n as i64).collect();
-    webhooks::claim(&mut conn, claim, &busy, &counts, (concurrency * QUEUE) as i64, room as i64, lease).await
+    Ok(batch)
 }
 
 async fn attempt(state: &AppState, sender: &Sender, d: &Claimed) -> Done {
+    let started = std::time::Instant::now();
     let (status, result, retry_after) = sender.attempt(d).await;
+    let took = started.elapsed();
     let metrics: &Metrics = &state.metrics;
     let status_code = status.map(|s| i32::from(s.as_u16()));
-    let mut done =
-        Done { id: d.id, endpoint_id: d.endpoint_id, status_code, error: None, next_attempt_at: None, gone: false };
+    let mut done = Done {
+        id: d.id,
+        endpoint_id: d.endpoint_id,
+        status_code,
+        error: None,
+        next_attempt_at: None,
+        gone: false,
+        took,
+    };
     match (result, status) {
         (Ok(()), _) => metrics.webhook_delivered((Utc::now() - d.created_at).to_std().unwrap_or_default()),
         (Err(error), Some(StatusCode::GONE)) => {

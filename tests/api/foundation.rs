@@ -211,23 +211,10 @@ async fn a_divergent_migration_is_reported_and_refused() {
 #[tokio::test]
 async fn serves_as_a_role_with_data_rights_only() {
     let url = fresh_database().await;
-    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
-    let owner = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&owner).await.unwrap();
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
-        format!("GRANT USAGE ON SCHEMA public TO {role}"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
-        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
-    ] {
-        sqlx::query(&sql).execute(&owner).await.unwrap();
-    }
-    let role_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
-    if role_url == url {
+    let Some(role_url) = crate::helpers::data_only_role(&url, &[]).await else {
         eprintln!("skipped: DATABASE_URL does not log in as `postgres`, so the role cannot be swapped in");
         return;
-    }
+    };
 
     // It cannot change the schema...
     let role_pool = PgPoolOptions::new().max_connections(1).connect(&role_url).await.unwrap();

@@ -69,6 +69,28 @@ pub fn cluster() -> &'static Cluster {
 }
 
 /// A fresh database cloned from the migrated template; returns its URL.
+/// A login role on `url`'s database with data rights only (no DDL, no ownership), as a DBA
+/// would give the service, minus whatever `revoke` takes away; the URL that logs in as it, or
+/// `None` when the cluster's URL does not log in as `postgres` (the role cannot be swapped in).
+pub async fn data_only_role(url: &str, revoke: &[&str]) -> Option<String> {
+    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
+    let owner = PgPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&owner).await.unwrap();
+    let mut statements = vec![
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ];
+    statements.extend(revoke.iter().map(|table| format!("REVOKE ALL ON {table} FROM {role}")));
+    for sql in statements {
+        sqlx::query(&sql).execute(&owner).await.unwrap();
+    }
+    let role_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    (role_url != url).then_some(role_url)
+}
+
 pub async fn fresh_database() -> String {
     let cluster = cluster();
     let name = format!("stockcart_test_{}", Uuid::new_v4().simple());

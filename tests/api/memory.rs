@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 
 use crate::helpers::{fresh_database, spawn_replicas, spawn_with_pool, test_settings, Auth, TestApp};
 
@@ -128,25 +127,11 @@ async fn popular_products_count_views_on_every_replica() {
 #[tokio::test]
 async fn the_product_read_answers_while_recording_fails_and_the_failure_is_counted() {
     let url = fresh_database().await;
-    let role = format!("app_{}", uuid::Uuid::new_v4().simple());
-    let owner = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
-    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&owner).await.unwrap();
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("GRANT CONNECT ON DATABASE {database} TO {role}"),
-        format!("GRANT USAGE ON SCHEMA public TO {role}"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
-        format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
-        // The views table is out of reach: every recording fails.
-        format!("REVOKE ALL ON recent_views FROM {role}"),
-    ] {
-        sqlx::query(&sql).execute(&owner).await.unwrap();
-    }
-    let role_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
-    if role_url == url {
+    // The views table is out of reach: every recording fails.
+    let Some(role_url) = crate::helpers::data_only_role(&url, &["recent_views"]).await else {
         eprintln!("skipped: DATABASE_URL does not log in as `postgres`, so the role cannot be swapped in");
         return;
-    }
+    };
     let settings = test_settings(&[]);
     let pool = stockcart::startup::connect_lazy(&settings, &role_url).unwrap();
     let app = spawn_with_pool(&url, settings, pool).await;

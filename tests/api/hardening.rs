@@ -102,6 +102,24 @@ async fn deltas_at_the_ends_of_i64_are_invalid_deltas_alone_and_in_a_batch() {
 /// Two parsers of one document (a gateway that checks it, this service that applies it) must
 /// not read different values from it, so a member named twice is malformed.
 #[tokio::test]
+async fn a_stale_cart_change_racing_a_revocation_is_never_a_server_error() {
+    let app = spawn_app().await;
+    app.stocked("RACE", 100, 1000).await;
+    for _ in 0..30 {
+        let token = app.session().await;
+        app.add(&token, "RACE", 1).await.assert_status(200);
+        // The change carries a stale If-Match, so it answers from a read after its lock is
+        // gone, just as the revocation deletes the guest cart.
+        let line = json!({ "sku": "RACE", "quantity": 1 });
+        let stale = app.request("POST", "/v1/cart/items", Auth::Bearer(&token), Some(&line), &[("If-Match", "\"0\"")]);
+        let revoke = app.request("DELETE", "/v1/session", Auth::Bearer(&token), None, &[]);
+        let (stale, revoke) = tokio::join!(stale, revoke);
+        assert!(matches!(stale.status.as_u16(), 412 | 401), "{} {}", stale.status, stale.text);
+        revoke.assert_status(204);
+    }
+}
+
+#[tokio::test]
 async fn a_member_named_twice_is_malformed_json() {
     let app = spawn_app().await;
     app.stocked("A", 100, 5).await;

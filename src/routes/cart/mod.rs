@@ -85,7 +85,9 @@ impl CartWrite {
         if expected.is_some_and(|e| !e.matches(locked.version - 1)) {
             tx.rollback().await?;
             let mut conn = state.pool.acquire().await?;
-            let current = carts::load(&mut conn, locked.cart_id).await?.ok_or_else(ApiError::internal)?;
+            // Read after the lock was let go: a revocation (DELETE /v1/session) may have taken
+            // the guest cart meanwhile, and then the session is gone too.
+            let current = carts::load(&mut conn, locked.cart_id).await?.ok_or_else(unknown_session)?;
             return Err(ApiError::version_mismatch(current.version, current.to_json(state.settings.currency.as_str())));
         }
         if sessions::needs_slide(locked.session_expires_at, state.settings.session_ttl) {

@@ -197,6 +197,31 @@ impl Fields {
     }
 }
 
+/// The parameters of a query string, read once; a name given twice means its last value.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn parse(req: &HttpRequest) -> Result<QueryParams, ApiError> {
+        serde_urlencoded::from_str(req.query_string())
+            .map(QueryParams)
+            .map_err(|_| ApiError::invalid_query("the query string does not parse"))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// An integer parameter within `range`, or `default` when it is absent.
+    pub fn int_in(&self, name: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                ApiError::invalid_query(format!("{name} must be an integer from {} to {}", range.start(), range.end()))
+            }),
+        }
+    }
+}
+
 /// `?limit=` and `?after=` of a list endpoint, plus any other raw parameters.
 pub struct ListQuery {
     pub limit: i64,
@@ -206,23 +231,11 @@ pub struct ListQuery {
 
 impl ListQuery {
     pub fn parse(req: &HttpRequest) -> Result<ListQuery, ApiError> {
-        let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-            .map_err(|_| ApiError::invalid_query("the query string does not parse"))?;
-        let mut query = ListQuery { limit: 50, after: None, params: Vec::new() };
-        for (k, v) in params {
-            match k.as_str() {
-                "limit" => {
-                    query.limit = v
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| (1..=200).contains(n))
-                        .ok_or_else(|| ApiError::invalid_query("limit must be an integer from 1 to 200"))?;
-                }
-                "after" => query.after = Some(v),
-                _ => query.params.push((k, v)),
-            }
-        }
-        Ok(query)
+        let all = QueryParams::parse(req)?;
+        let limit = all.int_in("limit", 1..=200, 50)?;
+        let after = all.get("after").map(str::to_owned);
+        let params = all.0.into_iter().filter(|(k, _)| k != "limit" && k != "after").collect();
+        Ok(ListQuery { limit, after, params })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {

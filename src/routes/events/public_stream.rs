@@ -4,6 +4,7 @@ use crate::{
     domain::Sku,
     error::{ApiError, ApiResult},
     events::sse,
+    extract::QueryParams,
     state::State,
     store::events,
 };
@@ -14,9 +15,8 @@ const MAX_SKUS: usize = 100;
 /// `GET /v1/stock/stream?skus=A,B`: for storefronts, no token. The current state of each SKU
 /// first, then one `stock` event per change.
 pub async fn handle(state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| ApiError::invalid_query("the query string does not parse"))?;
-    let param = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let params = QueryParams::parse(&req)?;
+    let param = |name: &str| params.get(name);
     let mut skus: Vec<String> = Vec::new();
     for raw in param("skus").unwrap_or("").split(',').filter(|s| !s.is_empty()) {
         let sku = Sku::parse(raw).map_err(|_| ApiError::invalid_query(format!("{raw:?} is not a valid SKU")))?;

@@ -3,6 +3,7 @@ use serde_json::json;
 
 use crate::{
     error::{ApiError, ApiResult},
+    extract::QueryParams,
     state::State,
     store::memory,
 };
@@ -10,23 +11,14 @@ use crate::{
 /// `GET /v1/popular-products?window=1h|24h|7d&limit=`: the most viewed products, counted on
 /// every replica, at most a few seconds behind.
 pub async fn handle(state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| ApiError::invalid_query("the query string does not parse"))?;
-    let param = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let hours = match param("window").unwrap_or("24h") {
+    let params = QueryParams::parse(&req)?;
+    let hours = match params.get("window").unwrap_or("24h") {
         "1h" => 1,
         "24h" => 24,
         "7d" => 24 * 7,
         _ => return Err(ApiError::invalid_query("window must be 1h, 24h or 7d")),
     };
-    let limit = match param("limit") {
-        None => 10,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid_query("limit must be an integer from 1 to 100"))?,
-    };
+    let limit = params.int_in("limit", 1..=100, 10)?;
     let mut conn = state.pool.acquire().await?;
     let items: Vec<_> = memory::popular(&mut conn, hours, limit)
         .await?

@@ -142,8 +142,7 @@ async fn place(tx: &mut PgConnection, pending: &mut [Pending<'_>], settings: &Se
             cart_id: p.session.cart_id,
         })
         .collect();
-    let placements =
-        orders::place_many(&mut *tx, &requests, settings.currency.as_str(), settings.payment_timeout).await?;
+    let placements = orders::place_many(&mut *tx, &requests, &settings.currency, settings.payment_timeout).await?;
     let mut records = Vec::new();
     for (p, placement) in new.iter_mut().zip(&placements) {
         let (status, body) = render(placement);
@@ -215,8 +214,10 @@ fn render(placement: &Placement) -> (u16, Value) {
         Placement::Placed(order) => (PLACED, order.to_json()),
         Placement::EmptyCart => problem(Problem::EmptyCart, "the cart is empty", &Map::new()),
         Placement::Short(list) => {
-            let list: Vec<Shortage<'_>> =
-                list.iter().map(|s| Shortage { sku: &s.sku, requested: s.requested, available: s.available }).collect();
+            let list: Vec<Shortage<'_>> = list
+                .iter()
+                .map(|s| Shortage { sku: s.sku.as_str(), requested: s.requested, available: s.available })
+                .collect();
             problem(
                 Problem::InsufficientStock,
                 "not enough stock for every line; nothing was reserved",

@@ -7,8 +7,12 @@ use super::Invalid;
 pub const MAX_PRICE: i64 = 1_000_000_000_000;
 
 /// An ISO 4217 code: three capital letters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// Read back from the database without parsing again (`AS "currency: Currency"`): prices are
+/// written only from a parsed `Currency`, and `products_currency_format` checks the same rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(transparent)]
+#[sqlx(transparent)]
 pub struct Currency(String);
 
 impl Currency {
@@ -29,12 +33,12 @@ impl Currency {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Money {
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 impl Money {
-    pub fn new(amount: i64, currency: impl Into<String>) -> Money {
-        Money { amount, currency: currency.into() }
+    pub fn new(amount: i64, currency: Currency) -> Money {
+        Money { amount, currency }
     }
 }
 
@@ -60,6 +64,6 @@ impl Money {
                 format!("this deployment sells in {}; the price is in {code:?}", currency.as_str()),
             ));
         }
-        Ok(Money::new(amount, code))
+        Ok(Money::new(amount, currency.clone()))
     }
 }

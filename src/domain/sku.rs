@@ -4,7 +4,12 @@ use std::fmt;
 use super::Invalid;
 
 /// A stock-keeping unit: 1 to 64 characters of `[A-Za-z0-9._-]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Read back from the database without parsing again (`sku AS "sku: Sku"`): every `sku`
+/// column is `products.sku` or references it, and `products_sku_format` checks the same rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
 pub struct Sku(String);
 
 impl Sku {
@@ -24,6 +29,12 @@ impl Sku {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Sku {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

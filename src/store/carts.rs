@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Money, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY};
+use crate::domain::{Currency, Money, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY};
 
 #[derive(Debug, Clone)]
 pub struct CartLine {
@@ -14,7 +14,7 @@ pub struct CartLine {
     pub name: String,
     pub quantity: i32,
     pub unit_price: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// A cart assembled with the catalog's current names and prices, as of `catalog_revision`.
@@ -50,7 +50,7 @@ impl CartView {
         self.lines.retain(|l| l.sku != sku);
     }
 
-    pub fn to_json(&self, currency: &str) -> Value {
+    pub fn to_json(&self, currency: &Currency) -> Value {
         let lines: Vec<Value> = self
             .lines
             .iter()
@@ -71,14 +71,14 @@ impl CartView {
             "version": self.version,
             "lines": lines,
             "item_count": item_count,
-            "subtotal": Money::new(subtotal, currency),
+            "subtotal": Money::new(subtotal, currency.clone()),
             "updated_at": super::timestamp(&self.updated_at),
         })
     }
 }
 
 /// A cart's rows as the LEFT JOINs return them: an empty cart is one row of NULL lines.
-type LineRow = (Option<String>, Option<String>, Option<i32>, Option<i64>, Option<String>);
+type LineRow = (Option<String>, Option<String>, Option<i32>, Option<i64>, Option<Currency>);
 
 fn assemble(
     cart_id: Uuid,
@@ -103,7 +103,7 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
-                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?"
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency"
            FROM carts c
            CROSS JOIN catalog_revision r
            LEFT JOIN cart_contents l ON l.cart_id = c.id
@@ -174,9 +174,9 @@ pub async fn begin_change_and_load(
                   k.updated_at AS "updated_at!", k.session_expires_at AS "session_expires_at!",
                   seen.version AS seen_version, r.revision,
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
-                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?",
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
-                  t.price_currency AS "target_currency?", t.available AS "target_available?"
+                  t.price_currency AS "target_currency?: Currency", t.available AS "target_available?"
            FROM locked k
            JOIN carts seen ON seen.id = k.cart_id
            CROSS JOIN catalog_revision r
@@ -217,7 +217,7 @@ pub type CartRead = (CartView, Option<LineProduct>);
 pub struct LineProduct {
     pub name: String,
     pub unit_price: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub available: i64,
 }
 
@@ -226,7 +226,7 @@ impl LineProduct {
     fn found(
         name: &Option<String>,
         unit_price: Option<i64>,
-        currency: &Option<String>,
+        currency: &Option<Currency>,
         available: Option<i64>,
     ) -> Option<LineProduct> {
         match (name, unit_price, currency, available) {
@@ -244,9 +244,9 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
-                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?",
+                  l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
-                  t.price_currency AS "target_currency?", t.available AS "target_available?"
+                  t.price_currency AS "target_currency?: Currency", t.available AS "target_available?"
            FROM carts c
            CROSS JOIN catalog_revision r
            LEFT JOIN product_offers t ON t.sku = $2

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::products::Product;
+use crate::domain::Currency;
 
 /// Most products a shopper's list keeps.
 pub const RECENT_LIMIT: i64 = 20;
@@ -44,7 +45,7 @@ pub async fn read_and_record(
                WHERE r.cart_id = old.cart_id AND r.sku = old.sku
            )
            SELECT product.sku AS "sku!", product.name AS "name!", product.price_amount AS "price_amount!",
-                  product.price_currency AS "price_currency!", product.low_stock_threshold AS "low_stock_threshold!",
+                  product.price_currency AS "price_currency!: Currency", product.low_stock_threshold AS "low_stock_threshold!",
                   product.available AS "available!", EXISTS (SELECT 1 FROM seen) AS "recorded!"
            FROM product"#,
         sku,
@@ -78,7 +79,7 @@ pub async fn recently_viewed(
     let rows = sqlx::query!(
         r#"WITH viewer AS (SELECT cart_id FROM sessions WHERE token_hash = $1 AND expires_at > now())
            SELECT (SELECT count(*) FROM viewer) AS "live!", p.sku AS "sku?", p.name AS "name?",
-                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?",
+                  p.price_amount AS "price_amount?", p.price_currency AS "price_currency?: Currency",
                   s.low_stock_threshold AS "low_stock_threshold?", s.on_hand - s.reserved AS "available?"
            FROM (SELECT 1) one
            LEFT JOIN LATERAL (
@@ -208,7 +209,7 @@ pub async fn popular(conn: &mut PgConnection, window_hours: i64, limit: i64) -> 
                WHERE $1::int8 > 1 AND bucket >= date_trunc('hour', now() - make_interval(hours => $1::int4))
                GROUP BY sku
            )
-           SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
+           SELECT p.sku, p.name, p.price_amount, p.price_currency AS "price_currency: Currency", s.low_stock_threshold,
                   s.on_hand - s.reserved AS "available!", c.views AS "views!"
            FROM counted c JOIN products p ON p.sku = c.sku JOIN stock_levels s ON s.sku = c.sku
            ORDER BY c.views DESC, p.sku

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::stock::{self, Delta, MovementKind, Refusal, StockChange};
-use crate::domain::Money;
+use crate::domain::{Currency, Money, Sku};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -66,7 +66,7 @@ impl Status {
 
 #[derive(Debug, Clone)]
 pub struct OrderLine {
-    pub sku: String,
+    pub sku: Sku,
     pub name: String,
     pub quantity: i32,
     pub unit_price: i64,
@@ -80,7 +80,7 @@ pub struct Order {
     pub customer_id: Option<String>,
     pub status: Status,
     pub total_amount: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// Awaiting payment past its deadline: it must expire before anything else happens to it.
@@ -137,7 +137,7 @@ impl Viewer<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {
-    pub sku: String,
+    pub sku: Sku,
     pub requested: i64,
     pub available: i64,
 }
@@ -168,7 +168,7 @@ pub struct PlaceRequest {
 pub async fn place_many(
     tx: &mut PgConnection,
     requests: &[PlaceRequest],
-    currency: &str,
+    currency: &Currency,
     payment_timeout: Duration,
 ) -> Result<Vec<Placement>, sqlx::Error> {
     let mut cart_ids: Vec<Uuid> = requests.iter().map(|r| r.cart_id).collect();
@@ -178,7 +178,7 @@ pub async fn place_many(
         .fetch_all(&mut *tx)
         .await?;
     let lines = sqlx::query!(
-        r#"SELECT l.cart_id AS "cart_id!", l.sku AS "sku!", l.name AS "name!", l.quantity AS "quantity!",
+        r#"SELECT l.cart_id AS "cart_id!", l.sku AS "sku!: Sku", l.name AS "name!", l.quantity AS "quantity!",
                   l.price_amount AS "price_amount!"
            FROM cart_contents l
            WHERE l.cart_id = ANY($1)
@@ -216,7 +216,7 @@ pub async fn place_many(
                 customer_id: r.customer_id.clone(),
                 status: Status::AwaitingPayment,
                 total_amount: lines.iter().map(|l| l.line_total).sum(),
-                currency: currency.to_owned(),
+                currency: currency.clone(),
                 created_at,
                 expires_at,
                 due: false,
@@ -294,7 +294,7 @@ async fn insert_many(tx: &mut PgConnection, orders: &[&Order], emptied_carts: &[
     let sessions: Vec<Uuid> = orders.iter().map(|o| o.session_id).collect();
     let customers: Vec<Option<String>> = orders.iter().map(|o| o.customer_id.clone()).collect();
     let totals: Vec<i64> = orders.iter().map(|o| o.total_amount).collect();
-    let currencies: Vec<String> = orders.iter().map(|o| o.currency.clone()).collect();
+    let currencies: Vec<String> = orders.iter().map(|o| o.currency.as_str().to_owned()).collect();
     let created: Vec<DateTime<Utc>> = orders.iter().map(|o| o.created_at).collect();
     let expires: Vec<DateTime<Utc>> = orders.iter().map(|o| o.expires_at).collect();
     let events: Vec<Value> = orders.iter().map(|o| o.event_data()).collect();
@@ -309,7 +309,7 @@ async fn insert_many(tx: &mut PgConnection, orders: &[&Order], emptied_carts: &[
         for (i, l) in o.lines.iter().enumerate() {
             line_order.push(o.id);
             positions.push(i as i32);
-            skus.push(l.sku.clone());
+            skus.push(l.sku.to_string());
             names.push(l.name.clone());
             quantities.push(l.quantity);
             prices.push(l.unit_price);
@@ -359,7 +359,7 @@ struct OrderRow {
     customer_id: Option<String>,
     status: String,
     total_amount: i64,
-    currency: String,
+    currency: Currency,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     due: bool,
@@ -368,7 +368,7 @@ struct OrderRow {
 async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let lines = sqlx::query!(
-        r#"SELECT order_id, sku, name, quantity, unit_price, line_total
+        r#"SELECT order_id, sku AS "sku: Sku", name, quantity, unit_price, line_total
            FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, position"#,
         &ids
     )
@@ -405,7 +405,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Res
     let (all, session_id, customer_id) = viewer.parts();
     let row = sqlx::query_as!(
         OrderRow,
-        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
+        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency AS "currency: Currency", o.created_at, o.expires_at,
                   o.due AS "due!"
            FROM orders o
            WHERE o.id = $1 AND ($2 OR o.session_id = $3 OR o.customer_id = $4)"#,
@@ -419,24 +419,12 @@ pub async fn find(conn: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Res
     Ok(with_lines(conn, row.into_iter().collect()).await?.pop())
 }
 
-/// Like `find`, and locks the order until the transaction ends.
+/// Like `find`, and locks the order until the transaction ends. The lock is taken first, so
+/// what `find` then reads is what the lock protects; locking an order the viewer may not see
+/// changes nothing, and the order is read (and its visibility decided) in one place.
 pub async fn lock(tx: &mut PgConnection, id: Uuid, viewer: &Viewer<'_>) -> Result<Option<Order>, sqlx::Error> {
-    let (all, session_id, customer_id) = viewer.parts();
-    let row = sqlx::query_as!(
-        OrderRow,
-        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
-                  o.due AS "due!"
-           FROM orders o
-           WHERE o.id = $1 AND ($2 OR o.session_id = $3 OR o.customer_id = $4)
-           FOR UPDATE"#,
-        id,
-        all,
-        session_id,
-        customer_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(with_lines(tx, row.into_iter().collect()).await?.pop())
+    sqlx::query!("SELECT id FROM orders WHERE id = $1 FOR UPDATE", id).fetch_optional(&mut *tx).await?;
+    find(tx, id, viewer).await
 }
 
 /// Newest first. The cursor is the (created_at, id) of the last order of the previous page.
@@ -451,7 +439,7 @@ pub async fn list(
     let (after_at, after_id) = after.unzip();
     let rows = sqlx::query_as!(
         OrderRow,
-        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency, o.created_at, o.expires_at,
+        r#"SELECT o.id, o.session_id, o.customer_id, o.status, o.total_amount, o.currency AS "currency: Currency", o.created_at, o.expires_at,
                   o.due AS "due!"
            FROM orders o
            WHERE ($1 OR o.session_id = $2 OR o.customer_id = $3)

@@ -5,14 +5,14 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use super::stock::{self, StockStatus};
-use crate::domain::{Money, Sku};
+use crate::domain::{Currency, Money, Sku};
 
 #[derive(Debug, Clone)]
 pub struct Product {
     pub sku: String,
     pub name: String,
     pub price_amount: i64,
-    pub price_currency: String,
+    pub price_currency: Currency,
     pub low_stock_threshold: i64,
     pub available: i64,
 }
@@ -53,7 +53,7 @@ pub async fn upsert(tx: &mut PgConnection, input: ProductInput<'_>) -> Result<(P
         input.sku.as_str(),
         input.name,
         input.price.amount,
-        input.price.currency,
+        input.price.currency.as_str(),
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -77,7 +77,7 @@ pub async fn upsert(tx: &mut PgConnection, input: ProductInput<'_>) -> Result<(P
 pub async fn find(conn: &mut PgConnection, sku: &str) -> Result<Option<Product>, sqlx::Error> {
     sqlx::query_as!(
         Product,
-        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
+        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency AS "price_currency: Currency", s.low_stock_threshold,
                   s.on_hand - s.reserved AS "available!"
            FROM products p JOIN stock_levels s ON s.sku = p.sku
            WHERE p.sku = $1"#,
@@ -91,7 +91,7 @@ pub async fn find(conn: &mut PgConnection, sku: &str) -> Result<Option<Product>,
 pub async fn list(conn: &mut PgConnection, after: Option<&str>, limit: i64) -> Result<Vec<Product>, sqlx::Error> {
     sqlx::query_as!(
         Product,
-        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
+        r#"SELECT p.sku, p.name, p.price_amount, p.price_currency AS "price_currency: Currency", s.low_stock_threshold,
                   s.on_hand - s.reserved AS "available!"
            FROM products p JOIN stock_levels s ON s.sku = p.sku
            WHERE $1::text IS NULL OR p.sku > $1

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{ExpectedVersion, MAX_ON_HAND};
+use crate::domain::{ExpectedVersion, Sku, MAX_ON_HAND};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MovementKind {
@@ -48,7 +48,7 @@ pub enum Delta {
 
 #[derive(Clone, Debug)]
 pub struct StockChange {
-    pub sku: String,
+    pub sku: Sku,
     pub kind: MovementKind,
     pub delta: Delta,
     pub reason: Option<String>,
@@ -158,7 +158,7 @@ pub enum Refusal {
 #[derive(Clone, Debug)]
 pub struct Failure {
     pub index: usize,
-    pub sku: String,
+    pub sku: Sku,
     pub refusal: Refusal,
     /// The level as it was before this call, when the SKU exists.
     pub current: Option<Level>,
@@ -182,7 +182,7 @@ pub async fn apply_groups(
     conn: &mut PgConnection,
     groups: &[&[StockChange]],
 ) -> Result<(Vec<Result<(), Vec<Failure>>>, Vec<Level>), sqlx::Error> {
-    let mut skus: Vec<String> = groups.iter().flat_map(|g| g.iter().map(|c| c.sku.clone())).collect();
+    let mut skus: Vec<String> = groups.iter().flat_map(|g| g.iter().map(|c| c.sku.to_string())).collect();
     skus.sort_unstable();
     skus.dedup();
     let rows = sqlx::query_as!(
@@ -301,9 +301,13 @@ fn evaluate(
     let mut movements = Movements::default();
     let mut failures = Vec::new();
     for (index, change) in group.iter().enumerate() {
-        let fail =
-            |refusal| Failure { index, sku: change.sku.clone(), refusal, current: now.get(&change.sku).cloned() };
-        let Some(current) = tentative.get(&change.sku).or_else(|| now.get(&change.sku)).cloned() else {
+        let fail = |refusal| Failure {
+            index,
+            sku: change.sku.clone(),
+            refusal,
+            current: now.get(change.sku.as_str()).cloned(),
+        };
+        let Some(current) = tentative.get(change.sku.as_str()).or_else(|| now.get(change.sku.as_str())).cloned() else {
             failures.push(fail(Refusal::UnknownSku));
             continue;
         };
@@ -333,7 +337,7 @@ fn evaluate(
             Level::new(current.sku.clone(), on_hand, reserved, current.version + 1, current.low_stock_threshold);
         movements.push(change, &after, d_on_hand, d_reserved);
         movements.crossed.push(&current, &after);
-        tentative.insert(change.sku.clone(), after);
+        tentative.insert(change.sku.to_string(), after);
     }
     (tentative, movements, failures)
 }
@@ -412,7 +416,7 @@ impl Movements {
     }
 
     fn push(&mut self, change: &StockChange, after: &Level, d_on_hand: i64, d_reserved: i64) {
-        self.sku.push(change.sku.clone());
+        self.sku.push(change.sku.to_string());
         self.kind.push(change.kind.as_str().to_owned());
         self.delta_on_hand.push(d_on_hand);
         self.delta_reserved.push(d_reserved);

@@ -88,7 +88,7 @@ impl CartWrite {
             // Read after the lock was let go: a revocation (DELETE /v1/session) may have taken
             // the guest cart meanwhile, and then the session is gone too.
             let current = carts::load(&mut conn, locked.cart_id).await?.ok_or_else(unknown_session)?;
-            return Err(ApiError::version_mismatch(current.version, current.to_json(state.settings.currency.as_str())));
+            return Err(ApiError::version_mismatch(current.version, current.to_json(&state.settings.currency)));
         }
         if sessions::needs_slide(locked.session_expires_at, state.settings.session_ttl) {
             sessions::touch_many(&mut tx, &[locked.session_id], state.settings.session_ttl).await?;

@@ -21,7 +21,7 @@ pub async fn handle(
     let expected = if_match(&req)?;
     let input = parse_adjustment(&body)?;
     let change = StockChange {
-        sku: sku.into_string(),
+        sku,
         kind: MovementKind::Adjustment,
         delta: Delta::By { on_hand: input.delta, reserved: 0 },
         reason: Some(input.reason),

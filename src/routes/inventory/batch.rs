@@ -42,7 +42,7 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
         };
         match parsed {
             Ok((sku, input)) => changes.push(StockChange {
-                sku: sku.into_string(),
+                sku,
                 kind: MovementKind::Adjustment,
                 delta: Delta::By { on_hand: input.delta, reserved: 0 },
                 reason: Some(input.reason),

@@ -27,7 +27,7 @@ fn path_sku(raw: &str) -> Result<Sku, ApiError> {
 /// The answer to a refused change of one level.
 fn refusal_error(failure: Failure) -> ApiError {
     match failure.refusal {
-        Refusal::UnknownSku => ApiError::unknown_sku(&failure.sku),
+        Refusal::UnknownSku => ApiError::unknown_sku(failure.sku.as_str()),
         Refusal::VersionMismatch => {
             let current = failure.current.expect("a version mismatch has a current level");
             ApiError::version_mismatch(current.version, serde_json::to_value(&current).unwrap_or_default())
@@ -35,7 +35,7 @@ fn refusal_error(failure: Failure) -> ApiError {
         // `requested` and `available` stay at the top level too, as they were before `shortages`.
         Refusal::InsufficientStock { requested, available } => ApiError::insufficient_stock(
             "on_hand cannot fall below reserved: that stock is held by open orders",
-            &[Shortage { sku: &failure.sku, requested, available }],
+            &[Shortage { sku: failure.sku.as_str(), requested, available }],
         )
         .with("requested", requested)
         .with("available", available),

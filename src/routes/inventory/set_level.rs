@@ -30,7 +30,7 @@ pub async fn handle(
         ApiError::new(Problem::PreconditionRequired, "send If-Match: \"<version>\" from the level's ETag")
     })?;
     let change = StockChange {
-        sku: sku.into_string(),
+        sku,
         kind: MovementKind::Set,
         delta: Delta::SetOnHand(on_hand),
         reason: None,

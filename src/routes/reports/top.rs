@@ -30,7 +30,7 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpR
                 "sku": i.sku,
                 "name": i.name,
                 "units": i.units,
-                "revenue": Money::new(i.revenue, currency.as_str().to_owned()),
+                "revenue": Money::new(i.revenue, currency.clone()),
                 "abc": i.abc.to_string(),
             })
         })

@@ -21,7 +21,7 @@ use crate::{
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub problem: Problem,
     pub detail: String,

@@ -31,11 +31,20 @@ impl Histogram {
     }
 }
 
+/// By route, then (method, status, figures).
+type RequestFigures = BTreeMap<String, Vec<(String, u16, Histogram)>>;
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    /// By route, then (method, status). Looked up by reference: a request that finds its
+    /// entry allocates nothing under the lock.
+    requests: Mutex<RequestFigures>,
     pub cart_cache_hits: AtomicU64,
     pub cart_cache_misses: AtomicU64,
+    /// Coalesced session reads (statements), and the requests they authenticated: their
+    /// ratio is the mean batch (`auth::reads`).
+    pub session_reads: AtomicU64,
+    pub sessions_read: AtomicU64,
     /// Event frames written to stream clients.
     pub events_delivered: AtomicU64,
     /// Times the event hub's LISTEN connection had to be made again.
@@ -74,7 +83,19 @@ impl Metrics {
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests.entry((route.to_owned(), method.to_owned(), status)).or_default().record(seconds);
+        if !requests.contains_key(route) {
+            requests.insert(route.to_owned(), Vec::new());
+        }
+        let entries = requests.get_mut(route).expect("inserted above");
+        match entries.iter_mut().find(|(m, s, _)| m == method && *s == status) {
+            Some((_, _, h)) => h.record(seconds),
+            None => {
+                let mut h = Histogram::default();
+                h.record(seconds);
+                entries.push((method.to_owned(), status, h));
+                entries.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            }
+        }
     }
 
     pub fn event_sent(&self, lag: Duration) {
@@ -114,7 +135,7 @@ impl Metrics {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         out.push_str("# HELP stockcart_http_requests_total HTTP requests by route, method and status.\n");
         out.push_str("# TYPE stockcart_http_requests_total counter\n");
-        for ((route, method, status), h) in requests.iter() {
+        for (route, method, status, h) in flat(&requests) {
             let _ = writeln!(
                 out,
                 "stockcart_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
@@ -124,7 +145,7 @@ impl Metrics {
         }
         out.push_str("# HELP stockcart_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE stockcart_http_request_duration_seconds histogram\n");
-        for ((route, method, status), h) in requests.iter() {
+        for (route, method, status, h) in flat(&requests) {
             let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -162,7 +183,15 @@ impl Metrics {
              stockcart_cart_cache_hit_ratio {ratio}\n\
              # HELP stockcart_cart_cache_entries Carts currently cached.\n\
              # TYPE stockcart_cart_cache_entries gauge\n\
-             stockcart_cart_cache_entries {entries}\n",
+             stockcart_cart_cache_entries {entries}\n\
+             # HELP stockcart_session_reads_total Coalesced session reads (one statement each).\n\
+             # TYPE stockcart_session_reads_total counter\n\
+             stockcart_session_reads_total {session_reads}\n\
+             # HELP stockcart_session_read_requests_total Requests authenticated by those reads.\n\
+             # TYPE stockcart_session_read_requests_total counter\n\
+             stockcart_session_read_requests_total {sessions_read}\n",
+            session_reads = self.session_reads.load(Ordering::Relaxed),
+            sessions_read = self.sessions_read.load(Ordering::Relaxed),
             idle = gauges.pool_idle,
             max = gauges.pool_max,
             entries = gauges.cart_cache_entries,
@@ -234,4 +263,8 @@ impl Metrics {
 
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn flat(requests: &RequestFigures) -> impl Iterator<Item = (&String, &String, u16, &Histogram)> {
+    requests.iter().flat_map(|(route, entries)| entries.iter().map(move |(m, s, h)| (route, m, *s, h)))
 }

@@ -12,6 +12,7 @@ use sqlx::{
 };
 
 use crate::{
+    auth::reads::SessionReads,
     cache::CartCache,
     checkout::Checkouts,
     config::Settings,
@@ -164,6 +165,7 @@ impl Application {
                 settings.checkout_workers,
                 settings.checkout_batch,
             ),
+            sessions: SessionReads::start(pool.clone(), metrics.clone().into_inner()),
             pool: pool.clone(),
             carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
             settings: settings.clone(),

@@ -12,8 +12,8 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::{
-    cache::CartCache, checkout::Checkouts, config::Settings, events::Hub, memory::ViewCounter, metrics::Metrics,
-    webhooks::seal::Sealer,
+    auth::reads::SessionReads, cache::CartCache, checkout::Checkouts, config::Settings, events::Hub,
+    memory::ViewCounter, metrics::Metrics, webhooks::seal::Sealer,
 };
 
 /// Cheap to clone through `web::Data`; built once by `startup::Application::build`.
@@ -22,6 +22,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub admin_token: SecretString,
     pub carts: CartCache,
+    /// Shopper authentication, coalesced across the requests of this replica.
+    pub sessions: SessionReads,
     pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,
     /// This replica's one reader of the event log, shared by all its stream clients.

@@ -1,6 +1,8 @@
 //! Authentication extractors: `Shopper` (a session token) and `Admin` (the admin token).
 //! A missing or unknown token is 401 with `WWW-Authenticate: Bearer`; a session token on an
-//! admin endpoint is 403.
+//! admin endpoint is 403. Session reads are coalesced per replica (`reads`).
+
+pub mod reads;
 
 use std::{
     future::{ready, Future, Ready},
@@ -69,7 +71,9 @@ impl FromRequest for Shopper {
         let state = state(req);
         Box::pin(async move {
             let hash = token.ok_or_else(|| ApiError::unauthorized("a session token is required"))?;
-            let row: SessionRow = sessions::authenticate(&state.pool, &hash)
+            let row: SessionRow = state
+                .sessions
+                .read(hash)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
             let ttl = state.settings.session_ttl;

@@ -37,17 +37,32 @@ pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateT
     Ok((token, expires_at))
 }
 
-pub async fn authenticate(pool: &PgPool, hash: &TokenHash) -> Result<Option<SessionRow>, sqlx::Error> {
-    sqlx::query_as!(
-        SessionRow,
-        r#"SELECT s.id, s.cart_id, s.customer_id, s.expires_at, c.version AS cart_version,
+/// The live sessions among `hashes`, each with its token hash (the coalesced session reads
+/// of a replica, `auth::reads`), in one indexed read.
+pub async fn authenticate(pool: &PgPool, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, SessionRow)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.token_hash, s.id, s.cart_id, s.customer_id, s.expires_at, c.version AS cart_version,
                   (SELECT revision FROM catalog_revision) AS "catalog_revision!"
            FROM sessions s JOIN carts c ON c.id = s.cart_id
-           WHERE s.token_hash = $1 AND s.expires_at > now()"#,
-        &hash.0
+           WHERE s.token_hash = ANY($1) AND s.expires_at > now()"#,
+        hashes
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let row = SessionRow {
+                id: r.id,
+                cart_id: r.cart_id,
+                customer_id: r.customer_id,
+                expires_at: r.expires_at,
+                cart_version: r.cart_version,
+                catalog_revision: r.catalog_revision,
+            };
+            (r.token_hash, row)
+        })
+        .collect())
 }
 
 /// A session of a batch of requests, found by its token hash.

@@ -62,6 +62,49 @@ async fn reads_on_one_replica_see_writes_acknowledged_by_the_other() {
 }
 
 #[tokio::test]
+async fn coalesced_session_reads_keep_read_your_writes_with_thirty_two_shoppers_per_replica() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    a.stocked("TEE", 1999, 5000).await;
+    let tokens = join_all((0..64).map(|_| a.session())).await;
+    // 64 shoppers at once, 16 rounds each (1,024 rounds): at any moment 32 write on each
+    // replica and read on the other, so reads really are coalesced, and each read must still
+    // see the write acknowledged just before it.
+    join_all(tokens.iter().enumerate().map(|(i, token)| async move {
+        for round in 1..=16i64 {
+            let (writer, reader) = if (round + i as i64) % 2 == 0 { (a, b) } else { (b, a) };
+            let quantity = round * 7 + i as i64;
+            writer
+                .request("PUT", "/v1/cart/items/TEE", Auth::Bearer(token), Some(&json!({ "quantity": quantity })), &[])
+                .await
+                .assert_status(200);
+            let cart = reader.cart(token).await;
+            assert_eq!(cart.body["version"].as_i64(), Some(round), "stale read: shopper {i}, round {round}");
+            assert_eq!(
+                cart.body["lines"][0]["quantity"].as_i64(),
+                Some(quantity),
+                "stale read: shopper {i}, round {round}"
+            );
+        }
+    }))
+    .await;
+    let (mut reads, mut requests) = (0.0, 0.0);
+    for app in &apps {
+        let metrics = app.get("/metrics", Auth::None).await.text;
+        reads += metric(&metrics, "stockcart_session_reads_total");
+        requests += metric(&metrics, "stockcart_session_read_requests_total");
+    }
+    assert!(requests >= 1024.0, "every cart read authenticated through the coalesced reads: {requests}");
+    assert!(requests > reads, "no read was shared: {reads} reads for {requests} requests");
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+}
+
+#[tokio::test]
 async fn a_price_change_on_one_replica_shows_in_the_next_cart_read_on_the_other() {
     let apps = spawn_replicas(2, &[]).await;
     let (a, b) = (&apps[0], &apps[1]);

@@ -36,8 +36,10 @@ pub async fn observe(
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a header value"));
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let head_bytes =
-        req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+    let uri = req.uri();
+    let head_bytes = uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
+        + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
     if head_bytes > MAX_HEAD_BYTES {
         let response = problem_response(Problem::RequestHeaderFieldsTooLarge, "the request head is larger than 16 KiB");
         let mut res = req.into_response(response);
@@ -45,7 +47,7 @@ pub async fn observe(
         res.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         return Ok(res);
     }
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = request_id.to_str().unwrap_or(""),
@@ -66,7 +68,7 @@ pub async fn observe(
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        metrics.observe(&route, &method, status.as_u16(), elapsed);
+        metrics.observe(&route, method.as_str(), status.as_u16(), elapsed);
     }
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), route = %route, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request completed")

@@ -1,9 +1,11 @@
-//! The OpenAPI 3 document of every endpoint, and a self-contained HTML rendering of it for
-//! `/docs` (no scripts, no fonts, nothing fetched: it works with no internet access).
+//! The OpenAPI 3 document of every endpoint, with an example of every request, answer and
+//! problem, and a self-contained HTML rendering of it for `/docs?plain` (no scripts, no fonts,
+//! nothing fetched; `/docs` itself is the interactive viewer, `docs/`).
 //!
 //! Written as a table next to the route table (`routes/mod.rs`); a test checks that every
 //! documented path answers something other than 404, so the two cannot drift apart. The
 //! problem codes come from `Problem::ALL`; a test checks each is documented on an operation.
+//! Tests here check that every operation has its examples and that each fits its schema.
 
 use serde_json::{json, Map, Value};
 
@@ -765,7 +767,8 @@ pub fn html_for(currency: &str) -> String {
          Authenticate with <code>Authorization: Bearer &lt;token&gt;</code>: a session token from <code>POST /v1/sessions</code>, \
          or the admin token for <code>/v1/admin/...</code>. Versions travel as <code>ETag: \"&lt;version&gt;\"</code> and \
          <code>If-Match</code>. Lists take <code>?limit=</code> (1..200) and <code>?after=&lt;cursor&gt;</code>. \
-         The machine-readable document is <a href=\"/openapi.json\">/openapi.json</a>.</p>\
+         The machine-readable document is <a href=\"/openapi.json\">/openapi.json</a>; with JavaScript, \
+         <a href=\"/docs\">/docs</a> shows it with examples and sends requests from the page.</p>\
          <table><tr><th>method</th><th>path</th><th>auth</th><th>what</th><th>body</th><th>success</th><th>errors</th></tr>\n{rows}</table>\
          <h2>Schemas</h2><pre>{}</pre></body></html>",
         escape(&schemas)

@@ -273,7 +273,8 @@ const EXPOSE_HEADERS: &str = "ETag, Location, Retry-After, X-Request-Id, Idempot
 /// JSON answers are never a document to render; a browser that is handed one anyway runs and
 /// loads nothing from it.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-/// The docs page is static HTML with one inline style sheet and links: nothing else may load.
+/// The plain docs page (`/docs?plain`) is static HTML with one inline style sheet and links:
+/// nothing else may load. (The viewer at `/docs` states a policy of its own, `docs/mod.rs`.)
 const DOCS_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 

@@ -1,6 +1,7 @@
 //! stockcart: shopping carts and real-time inventory over HTTP, on PostgreSQL.
 //! `ARCHITECTURE.md` explains where things live.
 
+pub mod assets;
 pub mod auth;
 pub mod cache;
 pub mod cart_view;
@@ -8,6 +9,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod docs;
 pub mod domain;
 pub mod edge;
 pub mod embedded_pg;

@@ -46,6 +46,41 @@ pub fn schemas() -> Value {
     })
 }
 
+/// An example answer of each report, in the deployment's `currency` (`openapi.rs` attaches
+/// them to the operations; its tests check them against the schemas above).
+pub fn examples(currency: &str) -> Value {
+    json!({
+        "StockReport": { "items": [{
+            "sku": "TEE-RED-M", "name": "Organic cotton tee, red, M", "on_hand": 38, "reserved": 3, "available": 35,
+            "status": "in_stock", "units_sold": 42, "units_received": 60, "velocity_per_day": 1.4,
+            "days_of_cover": 25.0, "sell_through": 0.5454545454545454, "stockout_seconds": 5400,
+            "last_movement_at": "2026-12-02T10:31:59.440087Z" }], "next": "~TEE-RED-M" },
+        "MovementReport": { "items": [{
+            "bucket_start": "2026-12-02T00:00:00.000000Z", "received": 52, "sold": 3, "released": 3,
+            "shipped": 0, "adjusted": -2, "reserved_delta": 0 }] },
+        "TopReport": { "items": [
+            { "sku": "TEE-RED-M", "name": "Organic cotton tee, red, M", "units": 42,
+              "revenue": { "amount": 105000, "currency": currency }, "abc": "A" },
+            { "sku": "MUG-BLUE", "name": "Enamel mug, blue", "units": 9,
+              "revenue": { "amount": 10800, "currency": currency }, "abc": "B" }] },
+        "ReservationReport": { "open_orders": 2, "units": 5, "oldest_at": "2026-12-02T10:31:59.442644Z",
+            "age_p50_seconds": 95, "age_p90_seconds": 410, "expiring_within_5m": 1 },
+    })
+}
+
+/// The CSV of each report's example above, as `Accept: text/csv` answers it (CRLF rows).
+fn csv_example(path: &str, currency: &str) -> String {
+    let rows = match path {
+        "/v1/admin/reports/stock" => "TEE-RED-M,\"Organic cotton tee, red, M\",38,3,35,in_stock,42,60,1.4,25.0,0.5454545454545454,5400,2026-12-02T10:31:59.440087Z\r\n".to_owned(),
+        "/v1/admin/reports/movements" => "2026-12-02T00:00:00.000000Z,52,3,3,0,-2,0\r\n".to_owned(),
+        "/v1/admin/reports/top" => format!(
+            "TEE-RED-M,\"Organic cotton tee, red, M\",42,105000,{currency},A\r\nMUG-BLUE,\"Enamel mug, blue\",9,10800,{currency},B\r\n"
+        ),
+        _ => "2,5,2026-12-02T10:31:59.442644Z,95,410,1\r\n".to_owned(),
+    };
+    format!("{}\r\n{rows}", columns(path).join(","))
+}
+
 /// The columns of a report's CSV, the JSON member names of its items.
 fn columns(path: &str) -> &'static [&'static str] {
     match path {
@@ -57,7 +92,7 @@ fn columns(path: &str) -> &'static [&'static str] {
 }
 
 /// Adds the report's query parameters and its `text/csv` answer to `op`, for report paths.
-pub fn extend(path: &str, op: &mut Value) {
+pub fn extend(path: &str, currency: &str, op: &mut Value) {
     if !path.starts_with("/v1/admin/reports/") {
         return;
     }
@@ -89,5 +124,6 @@ pub fn extend(path: &str, op: &mut Value) {
         list.push(json!({ "name": "Accept", "in": "header", "schema": { "type": "string" }, "description": "text/csv for CSV" }));
     }
     op["responses"]["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string",
-        "description": format!("RFC 4180, a header row then one row per item: {} (null is empty; Money is its amount, with its currency in `currency`)", columns(path).join(",")) } });
+        "description": format!("RFC 4180, a header row then one row per item: {} (null is empty; Money is its amount, with its currency in `currency`)", columns(path).join(",")) },
+        "example": csv_example(path, currency) });
 }

@@ -27,7 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/openapi.json").route(web::get().to(ops::openapi)))
-        .service(resource("/docs").route(web::get().to(ops::docs)))
+        // The API viewer (static files of its own, and the plain table at /docs?plain)
+        .service(resource("/docs").route(web::get().to(crate::docs::page)))
+        .service(resource("/docs/{file}").route(web::get().to(crate::docs::file)))
         // Catalog
         .service(resource("/v1/admin/products/{sku}").route(web::put().to(catalog::put_product::handle)))
         .service(resource("/v1/products/{sku}").route(web::get().to(catalog::get_product::handle)))

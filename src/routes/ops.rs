@@ -1,4 +1,5 @@
-//! Operations endpoints: health, readiness, metrics, the OpenAPI document and its docs page.
+//! Operations endpoints: health, readiness, metrics and the OpenAPI document (its viewer at
+//! /docs is `docs/`).
 
 use std::time::Duration;
 
@@ -74,12 +75,6 @@ pub async fn metrics(_: MetricsReader, state: State) -> HttpResponse {
 
 pub async fn openapi(state: State) -> HttpResponse {
     super::ok(&openapi::document_for(state.settings.currency.as_str()))
-}
-
-pub async fn docs(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(openapi::html_for(state.settings.currency.as_str()))
 }
 
 pub async fn not_found() -> HttpResponse {

@@ -1,6 +1,6 @@
-//! The dashboard in a real browser: Debian's Chromium driven through WebDriver (chromedriver),
-//! spoken to with plain HTTP. Skipped, with a message, where chromedriver is not installed
-//! (`.ci/run` installs it).
+//! The dashboard and the API viewer in a real browser: Debian's Chromium driven through
+//! WebDriver (chromedriver), spoken to with plain HTTP. Skipped, with a message, where
+//! chromedriver is not installed (`.ci/run` installs it).
 
 use std::{
     process::{Child, Command, Stdio},
@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_replicas, ADMIN_TOKEN};
+use crate::helpers::{spawn_app, spawn_replicas, ADMIN_TOKEN};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -77,6 +77,8 @@ impl Browser {
             .post(format!("{base}/session"))
             .json(&json!({ "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
+                // The console, for the policy violations and failed loads it reports.
+                "goog:loggingPrefs": { "browser": "ALL" },
                 "goog:chromeOptions": { "binary": chromium, "args": args }
             } } }))
             .send()
@@ -134,6 +136,31 @@ impl Browser {
             assert!(start.elapsed() < within, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    async fn find_xpath(&self, xpath: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", json!({ "using": "xpath", "value": xpath })).await;
+        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {xpath}: {v}")).to_owned()
+    }
+
+    /// Every resource the page loaded came from `base`: nothing from another host.
+    async fn assert_nothing_fetched_from_another_host(&self, base: &str) {
+        let fetched = self.js("return performance.getEntriesByType('resource').map(e => e.name)").await;
+        for url in fetched.as_array().unwrap() {
+            assert!(url.as_str().unwrap().starts_with(base), "a request to another host: {url}");
+        }
+    }
+
+    /// The console's errors and warnings so far (it reports Content-Security-Policy violations
+    /// and failed loads there); reading them empties the log.
+    async fn console_problems(&self) -> Vec<String> {
+        let log = self.cmd(reqwest::Method::POST, "/se/log", json!({ "type": "browser" })).await;
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| matches!(entry["level"].as_str(), Some("SEVERE" | "WARNING")))
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     async fn screenshot(&self) -> Vec<u8> {
@@ -207,13 +234,72 @@ async fn the_dashboard_signs_in_shows_stock_and_follows_changes_from_another_rep
         .until("the charts", Duration::from_secs(5), "document.querySelectorAll('#chart-movements rect').length > 0 && document.getElementById('chart-top').childElementCount > 0")
         .await;
 
-    // Nothing was fetched from another host.
-    let fetched = browser.js("return performance.getEntriesByType('resource').map(e => e.name)").await;
-    for url in fetched.as_array().unwrap() {
-        assert!(url.as_str().unwrap().starts_with(base.as_str()), "a request to another host: {url}");
-    }
+    browser.assert_nothing_fetched_from_another_host(base).await;
     if let Ok(path) = std::env::var("STOCKCART_SCREENSHOT") {
         std::fs::write(path, browser.screenshot().await).unwrap();
     }
+    browser.cmd(reqwest::Method::DELETE, "", Value::Null).await;
+}
+
+/// `/docs` in the same browser: Swagger UI renders every operation of the document, shows the
+/// document's own examples (an answer and a problem), sends a request from the page with a
+/// session token given under Authorize, breaks no rule of the page's policy, and loads nothing
+/// from another host.
+#[tokio::test]
+async fn the_api_docs_render_in_swagger_ui_with_the_documents_examples_and_try_requests() {
+    let Some(browser) = Browser::start().await else {
+        eprintln!("skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let app = spawn_app().await;
+    app.stocked("TEE-RED-M", 2500, 40).await;
+    let base = &app.address;
+    let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();
+    let operations: usize =
+        doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+
+    browser.goto(&format!("{base}/docs")).await;
+    let took = browser
+        .until("the operations", Duration::from_secs(20), "document.querySelectorAll('.opblock').length > 0")
+        .await;
+    eprintln!("Swagger UI listed the operations after {took:?}");
+    assert_eq!(browser.js("return document.querySelectorAll('.opblock').length").await, json!(operations));
+
+    // Expanded, an operation shows its example answer and the examples of its problems, as
+    // the document has them.
+    let op = "#operations-cart-post_v1_cart_items";
+    let add_item = &doc["paths"]["/v1/cart/items"]["post"];
+    let answer = add_item["responses"]["200"]["content"]["application/json"]["example"]["id"].as_str().unwrap();
+    let problem = doc["components"]["examples"]["insufficient_stock"]["value"]["detail"].as_str().unwrap();
+    browser.click(&format!("{op} .opblock-summary-control")).await;
+    let text = format!("document.querySelector('{op}').innerText");
+    browser.until("the example answer", Duration::from_secs(5), &format!("{text}.includes({answer:?})")).await;
+    browser.until("the example problem", Duration::from_secs(5), &format!("{text}.includes({problem:?})")).await;
+
+    // A request tried from the page, with a session token given under Authorize.
+    let token = app.session().await;
+    app.add(&token, "TEE-RED-M", 2).await.assert_status(200);
+    browser.click(".btn.authorize").await;
+    let scheme = "//div[contains(@class,'auth-container')][.//code[text()='session']]";
+    let input = browser.find_xpath(&format!("{scheme}//input")).await;
+    browser.cmd(reqwest::Method::POST, &format!("/element/{input}/value"), json!({ "text": token })).await;
+    let apply = browser.find_xpath(&format!("{scheme}//button[contains(@class,'authorize')]")).await;
+    browser.cmd(reqwest::Method::POST, &format!("/element/{apply}/click"), json!({})).await;
+    browser.click(".modal-ux .close-modal").await;
+    let op = "#operations-cart-get_v1_cart";
+    browser.click(&format!("{op} .opblock-summary-control")).await;
+    browser.until("Try it out", Duration::from_secs(5), &format!("document.querySelector('{op} .try-out__btn')")).await;
+    browser.click(&format!("{op} .try-out__btn")).await;
+    browser.click(&format!("{op} .execute")).await;
+    let live = format!("document.querySelector('{op} .live-responses-table')");
+    browser
+        .until("the answer", Duration::from_secs(10), &format!("{live} && {live}.innerText.includes('TEE-RED-M')"))
+        .await;
+    let status = browser.js(&format!("return {live}.querySelector('.response .response-col_status').innerText")).await;
+    assert_eq!(status.as_str().unwrap().trim(), "200", "{status}");
+
+    let problems = browser.console_problems().await;
+    assert!(problems.is_empty(), "the console reported: {problems:#?}");
+    browser.assert_nothing_fetched_from_another_host(base).await;
     browser.cmd(reqwest::Method::DELETE, "", Value::Null).await;
 }

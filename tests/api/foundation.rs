@@ -101,9 +101,51 @@ async fn openapi_documents_every_route_and_docs_work_offline() {
         );
         assert!(r.status.as_u16() < 500 || path == "/readyz", "{method} {path}: {}", r.text);
     }
-    let docs = app.get("/docs", Auth::None).await;
-    docs.assert_status(200);
-    assert!(docs.text.contains("/v1/checkout") && !docs.text.contains("http://") && !docs.text.contains("https://"));
+    // The viewer and the plain table both name no other host.
+    for path in ["/docs", "/docs?plain"] {
+        let docs = app.get(path, Auth::None).await;
+        docs.assert_status(200);
+        assert!(!docs.text.contains("http://") && !docs.text.contains("https://"), "{path}");
+    }
+    assert!(app.get("/docs?plain", Auth::None).await.text.contains("<td><code>/v1/checkout</code></td>"));
+}
+
+/// `/docs` is Swagger UI from files embedded in the binary: each is served with its type, an
+/// ETag that a revalidation answers with 304, and the viewer's own policy. The page points
+/// readers without JavaScript to the plain table.
+#[tokio::test]
+async fn the_api_viewer_is_served_from_the_binary_with_etags_and_its_own_policy() {
+    let app = spawn_app().await;
+    let page = app.get("/docs", Auth::None).await;
+    page.assert_status(200);
+    assert!(page.text.contains("<noscript>") && page.text.contains("href=\"/docs?plain\""), "{}", page.text);
+    let csp = page.header("content-security-policy").unwrap().to_owned();
+    for directive in ["default-src 'none'", "script-src 'self';", "connect-src 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    for (file, content_type, needle) in [
+        ("/docs/init.js", "text/javascript", "SwaggerUIBundle({"),
+        ("/docs/swagger-ui-bundle.js", "text/javascript", "SwaggerUIBundle"),
+        ("/docs/swagger-ui.css", "text/css", ".swagger-ui"),
+    ] {
+        assert!(page.text.contains(&format!("\"{file}\"")), "the page loads {file}");
+        let r = app.get(file, Auth::None).await;
+        r.assert_status(200);
+        assert!(r.header("content-type").unwrap().starts_with(content_type), "{file}");
+        assert!(r.text.contains(needle), "{file}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{file}");
+        assert_eq!(r.header("content-security-policy"), Some(csp.as_str()), "{file}");
+        let etag = r.header("etag").unwrap().to_owned();
+        let again = app.request("GET", file, Auth::None, None, &[("If-None-Match", &etag)]).await;
+        assert_eq!(again.status.as_u16(), 304, "{file}");
+        assert!(again.text.is_empty());
+    }
+    let plain = app.get("/docs?plain", Auth::None).await;
+    assert!(plain.text.contains("<table>"));
+    let missing = app.get("/docs/nothing.js", Auth::None).await;
+    missing.assert_status(404);
+    assert_eq!(missing.code(), "not_found");
 }
 
 #[tokio::test]

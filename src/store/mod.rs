@@ -10,6 +10,7 @@ pub mod orders;
 pub mod products;
 pub mod reports;
 pub mod schema;
+pub mod server;
 pub mod sessions;
 pub mod stock;
 pub mod webhooks;

@@ -38,21 +38,24 @@ if rows:
     sql = """
 CREATE TEMP TABLE acked (doc jsonb);
 COPY acked FROM STDIN;
-WITH a AS (SELECT (doc->>'order')::uuid AS order_id, doc->>'sku' AS sku, (doc->>'quantity')::int AS quantity FROM acked)
+ANALYZE acked;
+WITH a AS (SELECT (doc->>'order')::uuid AS order_id, doc->>'sku' AS sku, (doc->>'quantity')::bigint AS quantity FROM acked),
+     ids AS (SELECT DISTINCT order_id FROM a),
+     placed AS (SELECT DISTINCT (e.payload->'order'->>'id')::uuid AS order_id FROM outbox_events e
+                WHERE e.topic = 'order.placed'),
+     reserved AS (SELECT m.order_id, m.sku, sum(m.delta_reserved) AS quantity
+                  FROM stock_movements m JOIN ids USING (order_id) WHERE m.kind = 'reservation' GROUP BY 1, 2)
 SELECT a.order_id || ' ' || a.sku || ' ' ||
        CASE WHEN o.id IS NULL THEN 'order missing'
             WHEN l.order_id IS NULL THEN 'line missing or different'
-            WHEN m.n IS NULL THEN 'reservation movement missing'
+            WHEN r.quantity IS DISTINCT FROM a.quantity THEN 'reservation movement missing'
             ELSE 'order.placed event missing' END
 FROM a
 LEFT JOIN orders o ON o.id = a.order_id
 LEFT JOIN order_lines l ON l.order_id = a.order_id AND l.sku = a.sku AND l.quantity = a.quantity
-LEFT JOIN LATERAL (SELECT count(*) AS n FROM stock_movements sm
-                   WHERE sm.order_id = a.order_id AND sm.sku = a.sku AND sm.kind = 'reservation'
-                     AND sm.delta_reserved = a.quantity HAVING count(*) > 0) m ON true
-LEFT JOIN LATERAL (SELECT 1 AS found FROM outbox_events ev
-                   WHERE ev.topic = 'order.placed' AND ev.payload->'order'->>'id' = a.order_id::text LIMIT 1) ev ON true
-WHERE o.id IS NULL OR l.order_id IS NULL OR m.n IS NULL OR ev.found IS NULL;
+LEFT JOIN reserved r ON r.order_id = a.order_id AND r.sku = a.sku
+LEFT JOIN placed p ON p.order_id = a.order_id
+WHERE o.id IS NULL OR l.order_id IS NULL OR r.quantity IS DISTINCT FROM a.quantity OR p.order_id IS NULL;
 """
     data = "".join(json.dumps(r).replace("\\", "\\\\") + "\n" for r in rows)
     missing = [line for line in psql(sql, data).splitlines() if line]

@@ -139,31 +139,71 @@ impl From<Invalid> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> ApiError {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::unavailable("the database is unavailable; try again")
+        if is_unreachable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            if is_too_many_connections(&err) {
+                tracing::warn!("{POOL_SIZING_RULE}");
             }
-            sqlx::Error::Database(db) => {
-                // Serialization failures, deadlocks, lock timeouts and a restarting server are
-                // transient: the client may retry.
-                if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03" | "57P01" | "57P03")) {
-                    tracing::warn!(error = %err, "transient database error");
-                    return ApiError::unavailable("the database asked to retry; try again");
-                }
-                if let Some(mapped) = db.constraint().and_then(constraint_to_error) {
-                    return mapped;
-                }
-                tracing::error!(error = %err, "unexpected database error");
-                ApiError::internal()
-            }
-            _ => {
-                tracing::error!(error = %err, "unexpected database error");
-                ApiError::internal()
+            return ApiError::unavailable("the database is unavailable; try again");
+        }
+        if is_transient(&err) {
+            tracing::warn!(error = %err, "transient database error");
+            return ApiError::unavailable("the database asked to retry; try again");
+        }
+        if let sqlx::Error::Database(db) = &err {
+            if let Some(mapped) = db.constraint().and_then(constraint_to_error) {
+                return mapped;
             }
         }
+        tracing::error!(error = %err, "unexpected database error");
+        ApiError::internal()
     }
 }
+
+/// The database as a whole cannot take this work now, whatever the work was: no connection in
+/// time, a connection that broke (a failover cuts every one), a server shutting down, crashed,
+/// starting up or refusing more clients, or a node that no longer accepts writes (a demoted
+/// primary, or a standby reached while the balancer has not yet noticed the promotion). A
+/// commit cut this way is unknown rather than failed: the client retries (with its idempotency
+/// key, for a checkout) and the database it reaches then settles it.
+pub fn is_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // connection_exception (08000, 08003, 08006 ...): the connection is gone.
+            Some(code) if code.starts_with("08") => true,
+            // read_only_sql_transaction: a write reached a node in recovery.
+            // idle_in_transaction_session_timeout: the server ended this session.
+            // too_many_connections; admin_shutdown, crash_shutdown, cannot_connect_now.
+            Some("25006" | "25P03" | "53300" | "57P01" | "57P02" | "57P03") => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// This transaction lost a race the client may simply retry: serialization failure, deadlock,
+/// lock timeout; or the database was unreachable (`is_unreachable`).
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    is_unreachable(err)
+        || matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03")))
+}
+
+/// `too_many_connections`: every replica's pools together ask for more than the server allows.
+pub fn is_too_many_connections(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("53300"))
+}
+
+/// What to do about `too_many_connections`, said where it is met (start-up, logs, README).
+pub const POOL_SIZING_RULE: &str = "each replica opens up to 2 x STOCKCART_POOL_SIZE + 2 connections (the \
+     request pool, the pool of product reads, the readiness check and the event listener); keep \
+     replicas x (2 x STOCKCART_POOL_SIZE + 2) <= max_connections - headroom (superuser_reserved_connections, \
+     replication, HA agent, administrators): fewer replicas, a smaller STOCKCART_POOL_SIZE, or a larger \
+     max_connections";
 
 /// Constraints that can fire on a client's behalf under a race the code does not pre-check.
 /// Every other constraint violation is a bug and surfaces as a logged 500.

@@ -90,12 +90,47 @@ fn connect_options(settings: &Settings, url: &str) -> Result<PgConnectOptions, S
     ]))
 }
 
-/// Connects now: used at start-up, where an unreachable database should stop the start.
+/// Connects now: used at start-up, where an unreachable database should stop the start, and
+/// one that refuses more clients should say how the pools are sized against it.
 pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
-    pool_options(settings)
-        .connect_with(connect_options(settings, url)?)
+    let options = connect_options(settings, url)?;
+    // One bare connection first: the pool retries a refused connection until its acquire
+    // timeout and then reports only that it timed out, hiding why.
+    let probe =
+        tokio::time::timeout(Duration::from_secs(10), <sqlx::PgConnection as sqlx::Connection>::connect_with(&options))
+            .await
+            .map_err(|_| "cannot connect to the database: no answer within 10 s".to_owned())?
+            .map_err(|e| {
+                if crate::error::is_too_many_connections(&e) {
+                    format!("the database refuses connections ({e}): {}", crate::error::POOL_SIZING_RULE)
+                } else {
+                    format!("cannot connect to the database: {e}")
+                }
+            })?;
+    let _ = sqlx::Connection::close(probe).await;
+    let pool = pool_options(settings)
+        .connect_with(options)
         .await
-        .map_err(|e| format!("cannot connect to the database: {e}"))
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    // Pools open connections as requests need them, so a server without room for them all
+    // would refuse them under load, one 503 at a time: say so now. A warning, not a refusal:
+    // other clients may be about to close theirs.
+    let most = 2 * i64::from(settings.pool_size) + 2;
+    if let Ok(room) = crate::store::server::connection_room(&pool).await {
+        // Our own start-up connection is counted as open, and is one of ours.
+        if room.free() + 1 < most {
+            tracing::warn!(
+                max_connections = room.max_connections,
+                reserved = room.reserved,
+                open = room.open,
+                this_replica_may_open = most,
+                "the database has room for {} more connections: {}",
+                room.free() + 1,
+                crate::error::POOL_SIZING_RULE
+            );
+        }
+    }
+    Ok(pool)
 }
 
 /// Connects on first use (tests, tools).
@@ -118,35 +153,17 @@ fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
 
 /// The pool of `/readyz`: one connection of its own, so that a request pool exhausted or
 /// stuck on a frozen database cannot make the readiness check wait, nor the check take a
-/// connection from requests.
+/// connection from requests. Its connection is pinged before each check, so that one cut by a
+/// failover costs a reconnect, not a false "not ready".
 fn readiness_pool(pool: &PgPool) -> PgPool {
     bounded_release(
         PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(1))
-            .test_before_acquire(false),
+            .test_before_acquire(true),
     )
     .connect_lazy_with(pool.connect_options().as_ref().clone())
-}
-
-/// SIGTERM or Ctrl-C, the signals actix stops on.
-async fn stop_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 impl Application {
@@ -181,7 +198,7 @@ impl Application {
         // graceful shutdown is not held up by them for its whole timeout.
         let hub = state.events.clone();
         tokio::spawn(async move {
-            stop_requested().await;
+            crate::stop_requested().await;
             hub.shutdown();
         });
         let background = tasks::spawn_all(state.clone().into_inner());

@@ -83,7 +83,7 @@ pub async fn place_batch(
     claim(&mut tx, &mut pending).await?;
     place(&mut tx, &mut pending, settings).await?;
     replay(&mut tx, &mut pending).await?;
-    tx.commit().await?;
+    crate::store::commit(tx).await?;
 
     Ok(answers(&pending, &slots))
 }

@@ -28,7 +28,7 @@ use tokio::{
 };
 
 use super::batch::{place_batch, Answer, CheckoutRequest};
-use crate::config::Settings;
+use crate::{config::Settings, error::is_unreachable};
 
 /// Why a checkout got no answer from the queue; `routes/checkout/place.rs` says it over HTTP.
 #[derive(Debug)]
@@ -194,17 +194,6 @@ async fn run(held: &mut Option<PoolConnection<Postgres>>, pool: &PgPool, setting
                 let _ = job.reply.send(Err(Unanswered::Database(e)));
             }
         }
-    }
-}
-
-/// Errors that say the database cannot be reached at all (as opposed to refusing this
-/// particular transaction): the pool found no connection in time, the connection broke, or the
-/// server is shutting down or starting up.
-fn is_unreachable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
-        _ => false,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::{
     migrate, openapi,
     problem::Problem,
     state::State,
+    store,
 };
 
 /// The readiness check's own pool (see `startup::readiness_pool`).
@@ -37,9 +38,16 @@ pub async fn healthz() -> HttpResponse {
     super::ok(&json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and carries exactly this binary's migrations.
+/// Ready when the database answers, takes writes (a primary, not a standby or a demoted
+/// primary), and carries exactly this binary's migrations.
 pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
-    let status = match tokio::time::timeout(READINESS_LIMIT, migrate::status(&readiness.pool)).await {
+    let check = async {
+        if !store::server::accepts_writes(&readiness.pool).await? {
+            return Ok(None);
+        }
+        migrate::status(&readiness.pool).await.map(Some)
+    };
+    let status = match tokio::time::timeout(READINESS_LIMIT, check).await {
         Ok(status) => status,
         Err(_) => {
             tracing::warn!("readiness check timed out");
@@ -47,8 +55,10 @@ pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
         }
     };
     match status {
-        Ok(status) if status.is_current() => super::ok(&json!({ "status": "ready" })),
-        Ok(status) => problem_response(
+        Ok(None) => ApiError::unavailable("the database takes no writes (a standby, or a primary being demoted)")
+            .error_response(),
+        Ok(Some(status)) if status.is_current() => super::ok(&json!({ "status": "ready" })),
+        Ok(Some(status)) => problem_response(
             Problem::SchemaNotCurrent,
             &format!("the database schema is not current: {}", status.report().trim().replace('\n', "; ")),
         ),

@@ -105,7 +105,7 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result
     if sequenced > 0 {
         sqlx::query!("SELECT pg_notify($1, 's')", CHANNEL).execute(&mut *tx).await?;
     }
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(sequenced)
 }
 

@@ -36,7 +36,7 @@ pub async fn expire_due_orders(pool: &PgPool) -> Result<u64, String> {
             let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
             match orders::expire_if_due(&mut tx, *id).await {
                 Ok(true) => {
-                    tx.commit().await.map_err(|e| e.to_string())?;
+                    crate::store::commit(tx).await.map_err(|e| e.to_string())?;
                     expired += 1;
                     progressed = true;
                 }

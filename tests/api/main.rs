@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod concurrency;
 mod events;
+mod failover;
 mod foundation;
 mod hardening;
 mod helpers;

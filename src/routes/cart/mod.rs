@@ -117,7 +117,7 @@ impl CartWrite {
 
     /// Commits and answers `cart`, the new state of the cart.
     pub async fn finish(self, state: &AppState, cart: CartView) -> ApiResult<HttpResponse> {
-        self.tx.commit().await?;
+        crate::store::commit(self.tx).await?;
         Ok(cart_response(state, &cart))
     }
 }

@@ -28,7 +28,7 @@ pub async fn handle(
     let mut tx = state.pool.begin().await?;
     let (product, created) =
         products::upsert(&mut tx, ProductInput { sku: &sku, name: &name, price: &price, low_stock_threshold }).await?;
-    tx.commit().await?;
+    crate::store::commit(tx).await?;
 
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(crate::routes::json(status, &product.to_json()))

@@ -33,7 +33,7 @@ pub async fn handle(
     let mut tx = state.pool.begin().await?;
     match stock::apply(&mut tx, &[change]).await? {
         Ok(levels) => {
-            tx.commit().await?;
+            crate::store::commit(tx).await?;
             Ok(level_response(&levels[0]))
         }
         Err(mut failures) => Err(refusal_error(failures.remove(0))),

@@ -66,7 +66,7 @@ pub async fn handle(_: Admin, state: State, LargeJsonBody(body): LargeJsonBody) 
     let mut tx = state.pool.begin().await?;
     match stock::apply(&mut tx, &changes).await? {
         Ok(_) => {
-            tx.commit().await?;
+            crate::store::commit(tx).await?;
             Ok(crate::routes::ok(&json!({ "applied": changes.len() })))
         }
         Err(failures) => {

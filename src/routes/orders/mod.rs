@@ -57,14 +57,14 @@ async fn change_status(
     let (order, expired) =
         orders::lock_current(&mut tx, id, &viewer).await.map_err(transition_error)?.ok_or_else(unknown_order)?;
     if expired {
-        tx.commit().await?;
+        crate::store::commit(tx).await?;
         return Err(invalid_transition(Status::Expired, to));
     }
     if to == Status::Cancelled && order.status == Status::Cancelled {
         return Ok(order); // Cancelling twice is answered like the first time.
     }
     let after = orders::transition(&mut tx, &order, to, reference).await.map_err(transition_error)?;
-    tx.commit().await?;
+    crate::store::commit(tx).await?;
     Ok(after)
 }
 

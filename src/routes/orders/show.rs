@@ -20,7 +20,7 @@ pub async fn handle(shopper: Shopper, state: State, id: web::Path<String>) -> Ap
         let mut tx = state.pool.begin().await?;
         let (current, _) =
             orders::lock_current(&mut tx, id, &viewer).await.map_err(transition_error)?.ok_or_else(unknown_order)?;
-        tx.commit().await?;
+        crate::store::commit(tx).await?;
         order = current;
     }
     Ok(crate::routes::ok(&order.to_json()))

@@ -46,7 +46,7 @@ pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResu
         }
     };
     let cart = carts::load(&mut tx, cart_id).await?.ok_or_else(ApiError::internal)?;
-    tx.commit().await?;
+    crate::store::commit(tx).await?;
     state.carts.invalidate(guest_cart);
     Ok(cart_response(&state, &cart))
 }

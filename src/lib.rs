@@ -30,3 +30,23 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod webhooks;
+
+/// SIGTERM or Ctrl-C: what the server stops on (gracefully, like actix), and what ends a
+/// `loadgen` run early with its summary and client log written.
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -129,25 +129,6 @@ fn readiness_pool(pool: &PgPool) -> PgPool {
     .connect_lazy_with(pool.connect_options().as_ref().clone())
 }
 
-/// SIGTERM or Ctrl-C, the signals actix stops on.
-async fn stop_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and starts the background tasks.
     pub fn build(settings: Settings, pool: PgPool, admin_token: SecretString) -> std::io::Result<Application> {
@@ -179,7 +160,7 @@ impl Application {
         // graceful shutdown is not held up by them for its whole timeout.
         let hub = state.events.clone();
         tokio::spawn(async move {
-            stop_requested().await;
+            crate::stop_requested().await;
             hub.shutdown();
         });
         let background = tasks::spawn_all(state.clone().into_inner());

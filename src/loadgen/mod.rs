@@ -36,24 +36,30 @@ pub struct Target {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// `Retry-After` in seconds, when the answer had one.
+    pub retry_after: Option<u64>,
+    /// `Idempotent-Replayed: true`: a checkout answered again from its key.
+    pub replayed: bool,
+    /// The base URL the request went to.
+    pub base: Arc<str>,
 }
 
 impl Target {
-    pub fn new(urls: Vec<String>, admin_token: String) -> Target {
+    pub fn new(urls: Vec<String>, admin_token: String, timeout: Duration) -> Target {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             // Drop idle connections before the server does (actix closes them after 5 s), or a
             // request may go out on a connection the server is closing: a network error.
             .pool_idle_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .build()
             .expect("an HTTP client");
         Target { client, urls: Arc::new(urls), next: Arc::new(AtomicU64::new(0)), admin_token: Arc::new(admin_token) }
     }
 
-    fn url(&self, path: &str) -> String {
+    fn base(&self) -> &str {
         let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.urls.len();
-        format!("{}{path}", self.urls[i])
+        &self.urls[i]
     }
 
     /// One request; a network error is status 0.
@@ -65,7 +71,8 @@ impl Target {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Reply {
-        let mut req = self.client.request(method, self.url(path));
+        let base = self.base();
+        let mut req = self.client.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -75,13 +82,26 @@ impl Target {
         if let Some(key) = key {
             req = req.header("Idempotency-Key", key);
         }
+        let base: Arc<str> = base.into();
         match req.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
-                let body = r.json().await.unwrap_or(Value::Null);
-                Reply { status, body }
+                let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+                let replayed = header("idempotent-replayed").as_deref() == Some("true");
+                // A body cut off by a dying server is a network error too, not an answer.
+                match r.bytes().await {
+                    Ok(bytes) => Reply {
+                        status,
+                        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                        retry_after,
+                        replayed,
+                        base,
+                    },
+                    Err(_) => Reply { status: 0, body: Value::Null, retry_after: None, replayed: false, base },
+                }
             }
-            Err(_) => Reply { status: 0, body: Value::Null },
+            Err(_) => Reply { status: 0, body: Value::Null, retry_after: None, replayed: false, base },
         }
     }
 
@@ -120,11 +140,12 @@ pub async fn seed(target: &Target, options: &Options) -> Result<(), String> {
 
 /// Runs the scenario to the end, then verifies. Prints progress to stderr when `progress`.
 pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
-    let target = Target::new(options.urls.clone(), options.admin_token.clone());
+    let target = Target::new(options.urls.clone(), options.admin_token.clone(), options.timeout);
     if options.seed_catalog {
         seed(&target, &options).await?;
     }
-    let recorder = Arc::new(Recorder::default());
+    let log = options.client_log.as_deref().map(report::ClientLog::create).transpose()?;
+    let recorder = Arc::new(Recorder::new(options.retry, log));
     let stop = Arc::new(AtomicBool::new(false));
     let options = Arc::new(options);
 
@@ -158,10 +179,15 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
     }
     let ticker =
         progress.then(|| tokio::spawn(report::progress(recorder.clone(), started, options.duration, stop.clone())));
+    // The run ends at its deadline, or earlier on SIGINT/SIGTERM: a fault script runs buyers
+    // until it has seen recovery, then stops them and still gets the summary and the log.
     let watchdog = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            tokio::time::sleep_until(deadline.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = crate::stop_requested() => {}
+            }
             stop.store(true, Ordering::Relaxed);
         })
     };
@@ -175,13 +201,24 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
         let _ = t.await;
     }
 
-    let verification = verify(&target).await;
+    if let Some(log) = &recorder.log {
+        log.flush()?;
+    }
+    let verification = verify(&target, options.retry).await;
     Ok(recorder.summary(&options, elapsed, verification))
 }
 
-/// What the API says about the invariants after the run.
-async fn verify(target: &Target) -> report::Verification {
-    let r = target.admin(reqwest::Method::GET, "/v1/admin/invariants", None).await;
+/// What the API says about the invariants after the run; with `retry`, asked again while the
+/// service is still unavailable (a fault test ends just after its fault).
+async fn verify(target: &Target, retry: bool) -> report::Verification {
+    let mut r = target.admin(reqwest::Method::GET, "/v1/admin/invariants", None).await;
+    for _ in 0..30 {
+        if !retry || !(r.status == 0 || r.status == 503) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r = target.admin(reqwest::Method::GET, "/v1/admin/invariants", None).await;
+    }
     if r.status != 200 {
         return report::Verification {
             ok: false,

@@ -29,6 +29,17 @@ USAGE: stockcart loadgen [OPTIONS]
   --no-seed-catalog      use the existing LG-* catalog instead of creating it
   --currency CUR         currency of the seeded prices [default: EUR]
   --summary FILE         also write the summary as JSON
+  --retry                buyers retry like a careful client until they get a definitive answer:
+                         on a network error, 502/503/504 (after Retry-After, at most 2 s), 429
+                         and 409 idempotency_in_progress; a checkout keeps its Idempotency-Key
+                         across attempts, and carts are filled with PUT (safe to repeat).
+                         503 and network errors then count as unavailability, not failures
+  --give-up D            with --retry: how long past the run's end a checkout keeps retrying
+                         before it is logged as abandoned [default: 60s]
+  --timeout D            client timeout of one request [default: 30s]
+  --client-log FILE      write every answer as a JSON line: at (Unix ms, when answered), op,
+                         status, ms, base, code, key; a checkout's 201 adds order and lines
+                         (sku, quantity); an abandoned checkout is op checkout_abandoned
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +70,10 @@ pub struct Options {
     pub seed_catalog: bool,
     pub currency: String,
     pub summary_path: Option<String>,
+    pub retry: bool,
+    pub give_up: Duration,
+    pub timeout: Duration,
+    pub client_log: Option<String>,
 }
 
 impl Default for Options {
@@ -82,6 +97,10 @@ impl Default for Options {
             seed_catalog: true,
             currency: "EUR".into(),
             summary_path: None,
+            retry: false,
+            give_up: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+            client_log: None,
         }
     }
 }
@@ -137,6 +156,10 @@ impl Options {
                 "--no-seed-catalog" => o.seed_catalog = false,
                 "--currency" => o.currency = value()?,
                 "--summary" => o.summary_path = Some(value()?),
+                "--retry" => o.retry = true,
+                "--give-up" => o.give_up = parse_duration(&value()?)?,
+                "--timeout" => o.timeout = parse_duration(&value()?)?,
+                "--client-log" => o.client_log = Some(value()?),
                 other => return Err(format!("unknown option {other:?}")),
             }
         }

@@ -3,6 +3,8 @@
 
 use std::{
     collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -27,9 +29,49 @@ pub struct Recorder {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
     pub server_errors: AtomicU64,
+    /// 503s and network errors, when the run expects them (`--retry`, a fault test).
+    pub unavailable: AtomicU64,
+    /// `--retry`: a 503 or a network error is unavailability the client rides out, not a
+    /// server error; a 500 (or any other 5xx) still is one.
+    pub tolerate_unavailable: bool,
+    /// `--client-log`: one JSON line per answer, for checking afterwards against the database.
+    pub log: Option<ClientLog>,
+}
+
+/// The client's own account of a run, written as it happens: what was answered, when, how
+/// fast, and which orders were acknowledged. `scripts/faults verify` reads it.
+pub struct ClientLog {
+    out: Mutex<BufWriter<File>>,
+}
+
+impl ClientLog {
+    pub fn create(path: &str) -> Result<ClientLog, String> {
+        let file = File::create(path).map_err(|e| format!("cannot create {path}: {e}"))?;
+        Ok(ClientLog { out: Mutex::new(BufWriter::new(file)) })
+    }
+
+    pub fn write(&self, entry: &Value) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A line per answer; a failed write must not stop the run, and shows as a short log.
+        let _ = writeln!(out, "{entry}");
+    }
+
+    pub fn flush(&self) -> Result<(), String> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner()).flush().map_err(|e| format!("client log: {e}"))
+    }
+}
+
+/// Milliseconds since the Unix epoch: the log's clock, comparable with the database's and a
+/// fault script's (`date +%s%3N`) on the same machine.
+pub fn epoch_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
 }
 
 impl Recorder {
+    pub fn new(tolerate_unavailable: bool, log: Option<ClientLog>) -> Recorder {
+        Recorder { tolerate_unavailable, log, ..Recorder::default() }
+    }
+
     /// Records one request of `op`; statuses the scenario expects (like 409 on a rush) are
     /// counted by code but are not failures.
     pub fn record(&self, op: &'static str, elapsed: Duration, status: u16, body: &Value, expected: bool) {
@@ -49,10 +91,13 @@ impl Recorder {
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(format!("{op} {status} {code}"))
                 .or_default() += 1;
-            if !expected {
+            let unavailable = self.tolerate_unavailable && (status == 0 || status == 503);
+            if unavailable {
+                self.unavailable.fetch_add(1, Ordering::Relaxed);
+            } else if !expected {
                 self.failures.fetch_add(1, Ordering::Relaxed);
             }
-            if status >= 500 || status == 0 {
+            if !unavailable && (status >= 500 || status == 0) {
                 self.server_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -86,6 +131,7 @@ impl Recorder {
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             server_errors: self.server_errors.load(Ordering::Relaxed),
+            unavailable: self.unavailable.load(Ordering::Relaxed),
             operations,
             errors: self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             verification,
@@ -113,6 +159,7 @@ pub struct Summary {
     pub requests: u64,
     pub failures: u64,
     pub server_errors: u64,
+    pub unavailable: u64,
     pub operations: Vec<OpStats>,
     pub errors: BTreeMap<String, u64>,
     pub verification: Verification,
@@ -164,6 +211,9 @@ impl Summary {
             self.failures,
             self.server_errors
         ));
+        if self.unavailable > 0 {
+            out.push_str(&format!("unavailable (503 or network error, retried): {}\n", self.unavailable));
+        }
         for v in &self.verification.violations {
             out.push_str(&format!("  {v}\n"));
         }
@@ -185,7 +235,7 @@ impl Summary {
         json!({
             "scenario": self.scenario, "users": self.users, "hot": self.hot, "urls": self.urls,
             "seconds": self.seconds, "requests": self.requests, "requests_per_second": self.requests as f64 / self.seconds,
-            "failures": self.failures, "server_errors": self.server_errors,
+            "failures": self.failures, "server_errors": self.server_errors, "unavailable": self.unavailable,
             "operations": ops, "errors": self.errors,
             "verification": { "ok": self.verification.ok, "violations": self.verification.violations },
             "passed": self.passed(),

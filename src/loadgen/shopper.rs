@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{
     options::{Options, Scenario},
-    report::Recorder,
+    report::{epoch_ms, Recorder},
     sku_name, Reply, Rng, Shared, Target, Zipf,
 };
 
@@ -38,12 +38,64 @@ async fn timed(
     expected: &[u16],
     request: impl std::future::Future<Output = Reply>,
 ) -> Reply {
+    timed_with_key(recorder, op, expected, None, request).await
+}
+
+/// Measures and records one request, and writes its line of the client log (with the
+/// checkout's key, and for an acknowledged order its id and lines).
+async fn timed_with_key(
+    recorder: &Recorder,
+    op: &'static str,
+    expected: &[u16],
+    key: Option<&str>,
+    request: impl std::future::Future<Output = Reply>,
+) -> Reply {
     let started = Instant::now();
     let reply = request.await;
+    let elapsed = started.elapsed();
     let ok = (200..300).contains(&reply.status) || expected.contains(&reply.status);
-    recorder.record(op, started.elapsed(), reply.status, &reply.body, ok);
+    recorder.record(op, elapsed, reply.status, &reply.body, ok);
+    if let Some(log) = &recorder.log {
+        let mut entry = json!({ "at": epoch_ms(), "op": op, "status": reply.status,
+                                "ms": elapsed.as_secs_f64() * 1000.0, "base": &*reply.base });
+        if let Some(code) = reply.body["code"].as_str() {
+            entry["code"] = code.into();
+        }
+        if let Some(key) = key {
+            entry["key"] = key.into();
+        }
+        if op == "checkout" && reply.status == 201 {
+            entry["order"] = reply.body["id"].clone();
+            entry["replayed"] = reply.replayed.into();
+            let lines = reply.body["lines"].as_array().map(Vec::as_slice).unwrap_or_default();
+            entry["lines"] =
+                lines.iter().map(|l| json!({ "sku": l["sku"], "quantity": l["quantity"] })).collect::<Value>();
+        }
+        log.write(&entry);
+    }
     reply
 }
+
+/// An answer a careful client retries: the service was unavailable, or the first attempt of
+/// the same checkout is still in flight.
+fn transient(reply: &Reply) -> bool {
+    matches!(reply.status, 0 | 429 | 502 | 503 | 504)
+        || (reply.status == 409 && reply.body["code"] == "idempotency_in_progress")
+}
+
+/// Waits as asked (`Retry-After`, at most 2 s so a test sees recovery promptly), or briefly
+/// after a network error: the next attempt goes to the next base URL.
+async fn pause_before_retry(reply: &Reply) {
+    let wait = match reply.retry_after {
+        Some(seconds) => Duration::from_secs(seconds.min(2)),
+        None if reply.status == 0 => Duration::from_millis(100),
+        None => Duration::from_millis(200),
+    };
+    tokio::time::sleep(wait).await;
+}
+
+/// When a retrying client stops trying (checked between attempts).
+type GiveUp<'a> = &'a (dyn Fn() -> bool + Sync);
 
 impl Shopper {
     pub async fn prepare(
@@ -65,7 +117,7 @@ impl Shopper {
             id,
             ready_carts,
         };
-        shopper.token = shopper.new_session().await?;
+        shopper.token = shopper.new_session(None).await?;
         if shopper.options.scenario == Scenario::GetCart {
             // A warm cart of three lines.
             for i in 0..3 {
@@ -88,8 +140,15 @@ impl Shopper {
         Ok(shopper)
     }
 
-    async fn new_session(&self) -> Result<String, String> {
-        let r = self.target.send(Method::POST, "/v1/sessions", None, None, None).await;
+    /// A new session; with `--retry` it is measured and logged like any request, and retried.
+    async fn new_session(&self, recorder: Option<(&Recorder, GiveUp<'_>)>) -> Result<String, String> {
+        let r = match recorder {
+            Some((recorder, give_up)) if self.options.retry => self
+                .send_retrying(recorder, "session", &[], Method::POST, "/v1/sessions", None, None, None, give_up)
+                .await
+                .ok_or("creating a session: gave up")?,
+            _ => self.target.send(Method::POST, "/v1/sessions", None, None, None).await,
+        };
         r.body["token"]
             .as_str()
             .map(str::to_owned)
@@ -105,7 +164,12 @@ impl Shopper {
     }
 
     pub async fn run(mut self, recorder: &Recorder, stop: &AtomicBool, budget: &AtomicU64, deadline: Instant) {
-        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        // Cart work stops with the run; a checkout already sent is retried a while longer, so
+        // that it ends with a definitive answer (or is logged as abandoned).
+        let stopped = || stop.load(Ordering::Relaxed) || Instant::now() >= deadline;
+        let (stop_seen, give_up) = (std::sync::OnceLock::new(), self.options.give_up);
+        let checkout_gives_up = || stopped() && stop_seen.get_or_init(Instant::now).elapsed() >= give_up;
+        while !stopped() {
             if budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_err() {
                 break;
             }
@@ -116,10 +180,10 @@ impl Shopper {
                     let next = self.ready_carts.lock().unwrap_or_else(|e| e.into_inner()).pop();
                     let Some(token) = next else { break };
                     self.token = token;
-                    self.check_out(recorder).await;
+                    self.check_out(recorder, &checkout_gives_up).await;
                 }
-                Scenario::Checkout => self.fill_and_check_out(recorder).await,
-                Scenario::Mixed => self.mixed_step(recorder).await,
+                Scenario::Checkout => self.fill_and_check_out(recorder, &stopped, &checkout_gives_up).await,
+                Scenario::Mixed => self.mixed_step(recorder, &checkout_gives_up).await,
             }
         }
     }
@@ -131,7 +195,7 @@ impl Shopper {
         let sku = if self.options.hot { 0 } else { self.rng.below(window) };
         let full_line = self.lines.iter().any(|(s, q)| *s == sku && *q >= 999);
         if full_line {
-            match self.new_session().await {
+            match self.new_session(None).await {
                 Ok(token) => {
                     self.token = token;
                     self.lines.clear();
@@ -165,9 +229,39 @@ impl Shopper {
         }
     }
 
+    /// One request; with `--retry`, repeated while the answer is transient until `give_up`
+    /// (then None). Without it, the first answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_retrying(
+        &self,
+        recorder: &Recorder,
+        op: &'static str,
+        expected: &[u16],
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+        give_up: GiveUp<'_>,
+    ) -> Option<Reply> {
+        loop {
+            let request = self.target.send(method.clone(), path, token, body, key);
+            let reply = timed_with_key(recorder, op, expected, key, request).await;
+            if !self.options.retry || !transient(&reply) {
+                return Some(reply);
+            }
+            if give_up() {
+                return None;
+            }
+            pause_before_retry(&reply).await;
+        }
+    }
+
     /// A fresh session, `lines` distinct SKUs of one unit each, then checkout (measured).
-    async fn fill_and_check_out(&mut self, recorder: &Recorder) {
-        let Ok(token) = self.new_session().await else { return };
+    /// With `--retry` every step is retried, and lines are set (PUT) rather than added, so a
+    /// repeated attempt cannot change the cart.
+    async fn fill_and_check_out(&mut self, recorder: &Recorder, stopped: GiveUp<'_>, checkout_gives_up: GiveUp<'_>) {
+        let Ok(token) = self.new_session(Some((recorder, stopped))).await else { return };
         self.token = token;
         let lines = if self.options.hot { 1 } else { self.options.lines.min(self.options.skus) };
         let mut chosen: Vec<usize> = Vec::new();
@@ -178,22 +272,76 @@ impl Shopper {
             }
         }
         for sku in chosen {
-            if self.add(recorder, sku, 1).await != 200 {
-                return; // Sold out already: nothing to check out.
+            let status = if self.options.retry {
+                self.set_line(recorder, sku, stopped).await
+            } else {
+                self.add(recorder, sku, 1).await
+            };
+            if status != 200 {
+                return; // Sold out already (or the run ended): nothing to check out.
             }
         }
-        self.check_out(recorder).await;
+        self.check_out(recorder, checkout_gives_up).await;
     }
 
-    /// Checkout with an idempotency key, retried on network errors like a real client.
-    async fn check_out(&mut self, recorder: &Recorder) {
+    /// `PUT /v1/cart/items/{sku}` to one unit, retried; 0 when the run ended first.
+    async fn set_line(&mut self, recorder: &Recorder, sku: usize, give_up: GiveUp<'_>) -> u16 {
+        let path = format!("/v1/cart/items/{}", sku_name(sku));
+        let body = json!({ "quantity": 1 });
+        let token = self.token.clone();
+        let reply = self
+            .send_retrying(recorder, "set", &[409], Method::PUT, &path, Some(&token), Some(&body), None, give_up)
+            .await;
+        let status = reply.map_or(0, |r| r.status);
+        if status == 200 {
+            self.lines.retain(|(s, _)| *s != sku);
+            self.lines.push((sku, 1));
+        }
+        status
+    }
+
+    /// Checkout with an idempotency key. Without `--retry`, retried twice on network errors;
+    /// with it, retried with the same key until a definitive answer or `give_up`.
+    async fn check_out(&mut self, recorder: &Recorder, give_up: GiveUp<'_>) {
         self.checkouts += 1;
         let key = format!("lg-{}-{}-{}", self.options.seed, self.id, self.checkouts);
+        if self.options.retry {
+            let token = self.token.clone();
+            let reply = self
+                .send_retrying(
+                    recorder,
+                    "checkout",
+                    &[409, 422],
+                    Method::POST,
+                    "/v1/checkout",
+                    Some(&token),
+                    None,
+                    Some(&key),
+                    give_up,
+                )
+                .await;
+            match reply {
+                Some(r) if r.status == 201 => {
+                    if let Some(id) = r.body["id"].as_str() {
+                        self.orders.push(id.to_owned());
+                    }
+                    self.lines.clear();
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(log) = &recorder.log {
+                        log.write(&json!({ "at": epoch_ms(), "op": "checkout_abandoned", "key": key }));
+                    }
+                }
+            }
+            return;
+        }
         for attempt in 0..3 {
-            let r = timed(
+            let r = timed_with_key(
                 recorder,
                 "checkout",
                 &[409, 422],
+                Some(&key),
                 self.target.send(Method::POST, "/v1/checkout", Some(&self.token), None, Some(&key)),
             )
             .await;
@@ -210,7 +358,7 @@ impl Shopper {
         }
     }
 
-    async fn mixed_step(&mut self, recorder: &Recorder) {
+    async fn mixed_step(&mut self, recorder: &Recorder, checkout_gives_up: GiveUp<'_>) {
         let total: u32 = self.options.mix.iter().map(|(_, w)| w).sum();
         let mut roll = (self.rng.next_u64() % u64::from(total)) as u32;
         let action = self.options.mix.iter().find(|(_, w)| {
@@ -273,7 +421,7 @@ impl Shopper {
                 timed(recorder, "remove", &[], self.target.send(Method::DELETE, &path, Some(&self.token), None, None))
                     .await;
             }
-            "checkout" if !self.lines.is_empty() => self.check_out(recorder).await,
+            "checkout" if !self.lines.is_empty() => self.check_out(recorder, checkout_gives_up).await,
             "cancel" if !self.orders.is_empty() => {
                 let i = self.rng.below(self.orders.len());
                 let id = self.orders.swap_remove(i);

@@ -202,7 +202,12 @@ pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
     pub fn parse(req: &HttpRequest) -> Result<QueryParams, ApiError> {
-        serde_urlencoded::from_str(req.query_string())
+        QueryParams::from_query(req.query_string())
+    }
+
+    /// The parameters of a raw query string (without its `?`).
+    pub fn from_query(query: &str) -> Result<QueryParams, ApiError> {
+        serde_urlencoded::from_str(query)
             .map(QueryParams)
             .map_err(|_| ApiError::invalid_query("the query string does not parse"))
     }

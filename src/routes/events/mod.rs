@@ -14,8 +14,19 @@ fn resume_from(req: &HttpRequest, after: Option<&str>) -> Result<Option<i64>, Ap
         Some(v) => Some(v.to_str().map_err(|_| ApiError::invalid_query("Last-Event-ID is not an event id"))?.trim()),
         None => after,
     };
+    parse_event_id(raw)
+}
+
+/// An event id a client sends back (`?after=`, `Last-Event-ID`): absent or empty is none; else
+/// a non-negative integer, or 400 `invalid_query`.
+pub fn parse_event_id(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.filter(|r| !r.is_empty())
-        .map(|r| r.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::invalid_query("not an event id")))
+        .map(|r| {
+            r.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid_query("after (or Last-Event-ID) must be an event id, 0 or more"))
+        })
         .transpose()
 }
 

@@ -276,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn strict_parsing_bounds_nesting_like_serde_json() {
+        // Recursion is serde_json's to bound (128 levels): deeper is an error, not a stack overflow.
+        let deep = |n: usize| format!("{}1{}", "{\"a\": ".repeat(n), "}".repeat(n));
+        assert!(parse_strict(deep(127).as_bytes()).is_ok());
+        assert!(parse_strict(deep(300).as_bytes()).is_err());
+        assert!(parse_strict(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn query_strings_keep_the_last_value_and_bound_integers() {
+        let params = QueryParams::from_query("limit=9223372036854775808&after=%00&limit=7").unwrap();
+        assert_eq!(params.get("after"), Some("\0"));
+        assert_eq!(params.int_in("limit", 1..=200, 50).unwrap(), 7);
+        assert!(QueryParams::from_query("limit=9223372036854775808").unwrap().int_in("limit", 1..=200, 50).is_err());
+    }
+
+    #[test]
     fn strict_parsing_reads_what_serde_json_reads() {
         for doc in [
             r#"{"a": 1, "b": -9223372036854775808, "c": 18446744073709551615, "d": 1.0, "e": 1e2}"#,

@@ -45,3 +45,19 @@ fn too_many_streams() -> ApiError {
     ApiError::new(Problem::StreamLimitReached, "this replica serves as many event streams as it may; try again")
         .with_header(header::RETRY_AFTER, header::HeaderValue::from_static("2"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_event_id;
+
+    #[test]
+    fn event_ids_are_non_negative_integers() {
+        assert_eq!(parse_event_id(None).unwrap(), None);
+        assert_eq!(parse_event_id(Some("")).unwrap(), None);
+        assert_eq!(parse_event_id(Some("0")).unwrap(), Some(0));
+        assert_eq!(parse_event_id(Some("9223372036854775807")).unwrap(), Some(i64::MAX));
+        for bad in ["-1", "9223372036854775808", "1.0", " 1", "\0", "x"] {
+            assert!(parse_event_id(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -202,7 +202,12 @@ pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
     pub fn parse(req: &HttpRequest) -> Result<QueryParams, ApiError> {
-        serde_urlencoded::from_str(req.query_string())
+        QueryParams::from_query(req.query_string())
+    }
+
+    /// The parameters of a raw query string (without its `?`).
+    pub fn from_query(query: &str) -> Result<QueryParams, ApiError> {
+        serde_urlencoded::from_str(query)
             .map(QueryParams)
             .map_err(|_| ApiError::invalid_query("the query string does not parse"))
     }
@@ -268,6 +273,23 @@ mod tests {
         assert!(parse_strict(br#"{"delta": 1, "delta": -1}"#).is_err());
         assert!(parse_strict(br#"{"a": [{"sku": "A", "sku": "B"}]}"#).is_err());
         assert!(parse_strict(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_ok());
+    }
+
+    #[test]
+    fn strict_parsing_bounds_nesting_like_serde_json() {
+        // Recursion is serde_json's to bound (128 levels): deeper is an error, not a stack overflow.
+        let deep = |n: usize| format!("{}1{}", "{\"a\": ".repeat(n), "}".repeat(n));
+        assert!(parse_strict(deep(127).as_bytes()).is_ok());
+        assert!(parse_strict(deep(300).as_bytes()).is_err());
+        assert!(parse_strict(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn query_strings_keep_the_last_value_and_bound_integers() {
+        let params = QueryParams::from_query("limit=9223372036854775808&after=%00&limit=7").unwrap();
+        assert_eq!(params.get("after"), Some("\0"));
+        assert_eq!(params.int_in("limit", 1..=200, 50).unwrap(), 7);
+        assert!(QueryParams::from_query("limit=9223372036854775808").unwrap().int_in("limit", 1..=200, 50).is_err());
     }
 
     #[test]

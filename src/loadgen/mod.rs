@@ -141,12 +141,22 @@ pub async fn seed(target: &Target, options: &Options) -> Result<(), String> {
 /// Runs the scenario to the end, then verifies. Prints progress to stderr when `progress`.
 pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
     let target = Target::new(options.urls.clone(), options.admin_token.clone(), options.timeout);
+    // SIGINT/SIGTERM end the run early, with its summary and log written: a fault script runs
+    // buyers until it has seen recovery. Listened for from the start, so that a signal during
+    // the setup ends the run too rather than the process.
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupt = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            crate::stop_requested().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     if options.seed_catalog {
         seed(&target, &options).await?;
     }
     let log = options.client_log.as_deref().map(report::ClientLog::create).transpose()?;
     let recorder = Arc::new(Recorder::new(options.retry, log));
-    let stop = Arc::new(AtomicBool::new(false));
     let options = Arc::new(options);
 
     // Setup that is not measured (sessions, warm carts), then the measured phase.
@@ -197,6 +207,7 @@ pub async fn run(options: Options, progress: bool) -> Result<Summary, String> {
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     watchdog.abort();
+    interrupt.abort();
     if let Some(t) = ticker {
         let _ = t.await;
     }

@@ -14,14 +14,7 @@ use crate::{
 /// to pass as `after` to go on: the last event's, or `after` itself on an empty page.
 pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpResponse> {
     let query = ListQuery::parse(&req)?;
-    let after = match query.after.as_deref() {
-        None | Some("") => 0,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::invalid_query("after must be an event id"))?,
-    };
+    let after = super::parse_event_id(query.after.as_deref())?.unwrap_or(0);
     let filter = parse_filter(query.param("types"), query.param("sku")).map_err(ApiError::invalid_query)?;
     let mut conn = state.pool.acquire().await?;
     // Every write acknowledged before this request is in the answer, on any replica.

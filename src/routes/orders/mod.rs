@@ -77,7 +77,7 @@ fn cursor(order: &Order) -> String {
 /// further back and ahead than `timestamptz` does, and a time outside it is a database error.
 const CURSOR_MICROS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999_999; // 1970 to 9999
 
-fn parse_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
+pub fn parse_cursor(raw: &str) -> ApiResult<(DateTime<Utc>, Uuid)> {
     let bad = || ApiError::invalid_query("after is not a cursor of this list");
     let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
     let at = micros

@@ -20,8 +20,12 @@ pub struct SessionRow {
     pub catalog_revision: i64,
 }
 
+/// A new session and its empty cart. In a transaction of its own, committed by
+/// `super::commit`: a session acknowledged to the client must survive a failover like any
+/// other write (a lone statement's commit wait would be cut by `statement_timeout`).
 pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateTime<Utc>), sqlx::Error> {
     let token = SessionToken::generate();
+    let mut tx = pool.begin().await?;
     let expires_at = sqlx::query_scalar!(
         r#"WITH cart AS (INSERT INTO carts (id) VALUES ($1))
            INSERT INTO sessions (id, token_hash, cart_id, expires_at)
@@ -32,8 +36,9 @@ pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateT
         token.hash().0,
         ttl.as_secs_f64()
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    super::commit(tx).await?;
     Ok((token, expires_at))
 }
 

@@ -24,9 +24,10 @@ use crate::{
     store::sessions::{self, SessionRow},
 };
 
-/// Reads in flight at once per replica: one being answered while the next one forms. More
-/// would take requests one by one again under a load that 2 can carry (measured in
-/// BENCHMARKS.md), and each holds a pool connection for its round trip.
+/// Reads in flight at once per replica: one being answered while the next one forms. With
+/// as many readers as connections, requests would again be read one by one; each reader
+/// holds a pool connection for its round trip. 2 is a choice, not yet tuned by measurement
+/// (BENCHMARKS.md has the A/B against uncoalesced reads, at 2).
 const READERS: usize = 2;
 /// At most this many sessions per read: a bound on the statement's array, not a target.
 const MAX_BATCH: usize = 256;

@@ -187,10 +187,13 @@ pub fn is_unreachable(err: &sqlx::Error) -> bool {
 }
 
 /// This transaction lost a race the client may simply retry: serialization failure, deadlock,
-/// lock timeout; or the database was unreachable (`is_unreachable`).
+/// lock timeout, statement timeout (query_canceled, 57014: nothing else cancels our
+/// statements; it races the request deadline, which answers 503 too, and `scripts/faults`
+/// caught it answering 500); or the database was unreachable (`is_unreachable`).
 pub fn is_transient(err: &sqlx::Error) -> bool {
     is_unreachable(err)
-        || matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03")))
+        || matches!(err, sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03" | "57014")))
 }
 
 /// `too_many_connections`: every replica's pools together ask for more than the server allows.

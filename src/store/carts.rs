@@ -98,16 +98,20 @@ fn assemble(
     CartView { id: cart_id, version, updated_at, catalog_revision, lines }
 }
 
-/// Reads the whole cart in one statement, so version, lines and prices are one snapshot.
+/// Reads the whole cart in one statement, so version, lines and prices are one snapshot. A
+/// cart a session names but has not written yet (see `create_for`) is empty at version 0,
+/// last updated when its first session began; `None` when neither cart nor session exists.
 pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartView>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT c.version, c.updated_at, r.revision,
+        r#"SELECT coalesce(c.version, 0) AS "version!",
+                  coalesce(c.updated_at, (SELECT min(s.created_at) FROM sessions s WHERE s.cart_id = k.id)) AS updated_at,
+                  r.revision,
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency"
-           FROM carts c
+           FROM (SELECT $1::uuid AS id) k
            CROSS JOIN catalog_revision r
+           LEFT JOIN carts c ON c.id = k.id
            LEFT JOIN cart_contents l ON l.cart_id = c.id
-           WHERE c.id = $1
            ORDER BY l.position"#,
         cart_id
     )
@@ -116,10 +120,30 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let (version, updated_at, revision) = (first.version, first.updated_at, first.revision);
+    let Some(updated_at) = first.updated_at else {
+        return Ok(None);
+    };
+    let (version, revision) = (first.version, first.revision);
     let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
     let view = assemble(cart_id, version, updated_at, revision, lines);
     Ok(Some(view))
+}
+
+/// Creates the cart of the session a token names, if it has none yet: a cart's first change
+/// calls this when `begin_change` found no cart, then begins again. The session is locked
+/// (key share) until the change commits, so a revoke, attach or purge of the session waits
+/// for it and then sees the new row; one that came first has already taken the session away
+/// (or moved it to its customer's cart, which exists), and nothing is inserted.
+pub async fn create_for(tx: &mut PgConnection, token: &TokenHash) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"INSERT INTO carts (id)
+           SELECT cart_id FROM sessions WHERE token_hash = $1 AND expires_at > now() FOR KEY SHARE
+           ON CONFLICT (id) DO NOTHING"#,
+        &token.0
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The cart of a session, locked and bumped for one change.
@@ -135,8 +159,9 @@ pub struct LockedCart {
 }
 
 /// Authenticates the session and locks and bumps its cart, in one statement of the caller's
-/// transaction; `None` for an unknown, expired or revoked session. Every change of a cart
-/// starts here, so the cart row lock serialises concurrent changes of one cart.
+/// transaction; `None` for an unknown, expired or revoked session, or one whose cart has no
+/// row yet (`create_for`). Every change of a cart starts here, so the cart row lock
+/// serialises concurrent changes of one cart.
 pub async fn begin_change(tx: &mut PgConnection, token: &TokenHash) -> Result<Option<LockedCart>, sqlx::Error> {
     sqlx::query_as!(
         LockedCart,

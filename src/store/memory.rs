@@ -143,12 +143,14 @@ pub async fn merge(conn: &mut PgConnection, from_cart: uuid::Uuid, into_cart: uu
 }
 
 /// Deletes the views of up to `limit` carts that no longer exist (purged or revoked guest
-/// carts), for the purge task; returns how many carts' views went.
+/// carts), for the purge task; returns how many carts' views went. A cart a live session
+/// names but has not written yet has no row and keeps its views.
 pub async fn purge_orphans(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
         r#"WITH gone AS (
                SELECT DISTINCT v.cart_id FROM recent_views v
                WHERE NOT EXISTS (SELECT 1 FROM carts c WHERE c.id = v.cart_id)
+                 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.cart_id = v.cart_id)
                LIMIT $1
            ), deleted AS (
                DELETE FROM recent_views v USING gone WHERE v.cart_id = gone.cart_id

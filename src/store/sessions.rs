@@ -20,15 +20,16 @@ pub struct SessionRow {
     pub catalog_revision: i64,
 }
 
-/// A new session and its empty cart. In a transaction of its own, committed by
-/// `super::commit`: a session acknowledged to the client must survive a failover like any
-/// other write (a lone statement's commit wait would be cut by `statement_timeout`).
+/// A new session, naming the cart its first change will create (`carts::create_for`): a
+/// session makes no cart row, so a visitor who never adds anything leaves one row, not two.
+/// In a transaction of its own, committed by `super::commit`: a session acknowledged to the
+/// client must survive a failover like any other write (a lone statement's commit wait would
+/// be cut by `statement_timeout`).
 pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateTime<Utc>), sqlx::Error> {
     let token = SessionToken::generate();
     let mut tx = pool.begin().await?;
     let expires_at = sqlx::query_scalar!(
-        r#"WITH cart AS (INSERT INTO carts (id) VALUES ($1))
-           INSERT INTO sessions (id, token_hash, cart_id, expires_at)
+        r#"INSERT INTO sessions (id, token_hash, cart_id, expires_at)
            VALUES ($2, $3, $1, now() + make_interval(secs => $4))
            RETURNING expires_at"#,
         Uuid::new_v4(),
@@ -43,12 +44,14 @@ pub async fn create(pool: &PgPool, ttl: Duration) -> Result<(SessionToken, DateT
 }
 
 /// The live sessions among `hashes`, each with its token hash (the coalesced session reads
-/// of a replica, `auth::reads`), in one indexed read.
+/// of a replica, `auth::reads`), in one indexed read. A cart not written yet has no row and
+/// is at version 0, the version a new row starts at.
 pub async fn authenticate(pool: &PgPool, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, SessionRow)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT s.token_hash, s.id, s.cart_id, s.customer_id, s.expires_at, c.version AS cart_version,
+        r#"SELECT s.token_hash, s.id, s.cart_id, s.customer_id, s.expires_at,
+                  coalesce(c.version, 0) AS "cart_version!",
                   (SELECT revision FROM catalog_revision) AS "catalog_revision!"
-           FROM sessions s JOIN carts c ON c.id = s.cart_id
+           FROM sessions s LEFT JOIN carts c ON c.id = s.cart_id
            WHERE s.token_hash = ANY($1) AND s.expires_at > now()"#,
         hashes
     )
@@ -156,15 +159,18 @@ pub async fn exists(pool: &PgPool, hash: &TokenHash) -> Result<bool, sqlx::Error
 }
 
 /// Deletes the session, and its cart when that is a guest cart (a customer's cart stays).
+/// Two statements: the session's DELETE waits for a first change that is creating the cart
+/// (it holds the session key-share locked, `carts::create_for`), and only a statement begun
+/// after that change committed sees the cart row it made.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        r#"WITH gone AS (DELETE FROM sessions WHERE id = $1 RETURNING cart_id)
-           DELETE FROM carts c USING gone WHERE c.id = gone.cart_id AND c.customer_id IS NULL"#,
-        id
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
+    let mut tx = pool.begin().await?;
+    let cart = sqlx::query_scalar!("DELETE FROM sessions WHERE id = $1 RETURNING cart_id", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(cart) = cart {
+        sqlx::query!("DELETE FROM carts WHERE id = $1 AND customer_id IS NULL", cart).execute(&mut *tx).await?;
+    }
+    super::commit(tx).await
 }
 
 /// The cart of the session a token names, read without locking anything.
@@ -205,7 +211,8 @@ pub async fn bind_customer(
 }
 
 /// Deletes a bounded batch of expired sessions and their guest carts; safe on every replica
-/// at once (SKIP LOCKED). Returns how many sessions it removed.
+/// at once (SKIP LOCKED). A session whose first change is creating its cart is key-share
+/// locked, so it is skipped until that change is done, and its new cart goes with it next time. Returns how many sessions it removed.
 pub async fn purge_expired(pool: &PgPool, batch: i64) -> Result<u64, sqlx::Error> {
     let purged = sqlx::query_scalar!(
         r#"WITH doomed AS (

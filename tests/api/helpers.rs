@@ -470,6 +470,14 @@ impl TestApp {
     /// cart's version is bumped once per line).
     pub async fn in_cart_in_bulk(&self, token: &str, skus: &[String]) {
         let hash = stockcart::domain::TokenHash::of(token).0;
+        // A session's cart has no row until its first change.
+        sqlx::query(
+            "INSERT INTO carts (id) SELECT cart_id FROM sessions WHERE token_hash = $1 ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&hash)
+        .execute(&self.db)
+        .await
+        .expect("create the cart");
         sqlx::query(
             "WITH s AS (SELECT cart_id FROM sessions WHERE token_hash = $1),
                   l AS (INSERT INTO cart_lines (cart_id, sku, quantity)

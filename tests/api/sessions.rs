@@ -177,3 +177,92 @@ async fn expired_sessions_and_their_guest_carts_are_purged() {
     assert_eq!(carts, [Some("keeps-cart".to_owned())]);
     apps[0].cart(&guest).await.assert_problem(401, "unauthorized");
 }
+
+/// A session makes no cart row: a visitor who never adds anything leaves one row, not two.
+/// Until the first change the cart reads as empty at version 0, with the id it keeps.
+#[tokio::test]
+async fn a_session_makes_no_cart_row_until_its_first_change() {
+    let apps = spawn_replicas(2, &[("STOCKCART_PURGE_INTERVAL", "100ms")]).await;
+    apps[0].stocked("LAZY", 100, 10).await;
+    let token = apps[0].session().await;
+    let carts =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM carts").fetch_one(&apps[0].db).await.unwrap() };
+    assert_eq!(carts().await, 0);
+
+    let empty = apps[1].cart(&token).await;
+    empty.assert_status(200);
+    assert_eq!(empty.header("etag"), Some("\"0\""));
+    assert_eq!(empty.body["version"], 0);
+    assert_eq!(empty.body["lines"], json!([]));
+    assert_eq!(empty.body["item_count"], 0);
+    assert!(empty.body["updated_at"].as_str().unwrap().ends_with('Z'));
+    // Reading it, viewing a product and the purge task running make no row either, and the
+    // purge keeps the views of a cart that is not written yet.
+    apps[0].get("/v1/products/LAZY", Auth::Bearer(&token)).await.assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(carts().await, 0);
+    let viewed = apps[1].get("/v1/session/recently-viewed", Auth::Bearer(&token)).await;
+    assert_eq!(viewed.body["items"][0]["sku"], "LAZY");
+
+    // A stale If-Match on the first change is refused against version 0.
+    apps[1].add_if_match(&token, "LAZY", 1, 3).await.assert_problem(412, "version_mismatch");
+    assert_eq!(carts().await, 0);
+    let added = apps[1].add_if_match(&token, "LAZY", 2, 0).await;
+    added.assert_status(200);
+    assert_eq!(added.body["version"], 1);
+    assert_eq!(added.body["id"], empty.body["id"], "the cart keeps the id it was read with");
+    assert_eq!(carts().await, 1);
+    let read = apps[0].cart(&token).await;
+    assert_eq!(read.body["lines"][0]["quantity"], 2);
+    assert_eq!(read.body["version"], 1);
+}
+
+/// A checkout or an attach of a session that never wrote its cart works on the empty cart.
+#[tokio::test]
+async fn a_cart_never_written_checks_out_empty_and_attaches() {
+    let app = spawn_app().await;
+    let token = app.session().await;
+    app.checkout(&token, "never-written").await.assert_problem(422, "empty_cart");
+    let attached = app.attach(&token, "lazy-customer").await;
+    attached.assert_status(200);
+    assert_eq!(attached.body["lines"], json!([]));
+    let carts: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT customer_id FROM carts").fetch_all(&app.db).await.unwrap();
+    assert_eq!(carts, [Some("lazy-customer".to_owned())], "the customer's cart, and no guest cart");
+    app.add(&token, "NOPE", 1).await.assert_problem(404, "unknown_sku");
+}
+
+/// A first change racing the revocation of its session, on two replicas: the change either
+/// comes first (and the revoke deletes the cart it made) or finds the session gone (401).
+/// Either way no guest cart is left without a session.
+#[tokio::test]
+async fn a_first_change_racing_a_revoke_leaves_no_cart_behind() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("RACE", 100, 1000).await;
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        tokens.push(apps[0].session().await);
+    }
+    let races = tokens.iter().map(|token| async {
+        let (added, revoked) = tokio::join!(
+            apps[0].add(token, "RACE", 1),
+            apps[1].request("DELETE", "/v1/session", Auth::Bearer(token), None, &[])
+        );
+        assert!(matches!(added.status.as_u16(), 200 | 401), "add answered {}", added.status);
+        revoked.assert_status(204);
+    });
+    futures_util::future::join_all(races).await;
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM carts c WHERE customer_id IS NULL AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.cart_id = c.id)",
+    )
+    .fetch_one(&apps[0].db)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+    let (sessions, lines): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM cart_lines)")
+            .fetch_one(&apps[0].db)
+            .await
+            .unwrap();
+    assert_eq!((sessions, lines), (0, 0));
+}

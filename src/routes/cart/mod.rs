@@ -43,7 +43,10 @@ impl CartWrite {
         let locked = match carts::begin_change(&mut tx, token).await? {
             Some(locked) => locked,
             // See `begin_with`.
-            None => carts::begin_change(&mut tx, token).await?.ok_or_else(unknown_session)?,
+            None => {
+                carts::create_for(&mut tx, token).await?;
+                carts::begin_change(&mut tx, token).await?.ok_or_else(unknown_session)?
+            }
         };
         CartWrite::opened(state, tx, locked, expected).await
     }
@@ -60,10 +63,14 @@ impl CartWrite {
         let mut tx = state.pool.begin().await?;
         let (locked, read) = match carts::begin_change_and_load(&mut tx, token, sku).await? {
             Some(found) => found,
-            // Once more, with a fresh snapshot, before answering 401: the session may have been
-            // attached to a customer while this change waited for its guest cart, which is then
-            // gone; the session now names the customer's cart.
-            None => carts::begin_change_and_load(&mut tx, token, sku).await?.ok_or_else(unknown_session)?,
+            // The session's first change: its cart has no row yet, so make it. Or the session
+            // was attached to a customer while this change waited for its guest cart, which is
+            // then gone, and it now names the customer's cart. Either way, once more with a
+            // fresh snapshot before answering 401.
+            None => {
+                carts::create_for(&mut tx, token).await?;
+                carts::begin_change_and_load(&mut tx, token, sku).await?.ok_or_else(unknown_session)?
+            }
         };
         let mut write = CartWrite::opened(state, tx, locked, expected).await?;
         let (cart, product) = match read {

@@ -1,0 +1,11 @@
+-- Carts are created by their first change, not with their session. A session is a cheap,
+-- anonymous, rate-limited thing a storefront makes for every visitor; a cart row made with
+-- each one was a row per visitor for 30 days, most of them never written (issue 17).
+--
+-- A session still names its cart from the start (`sessions.cart_id`, the id the cart has or
+-- will have), so the cart's id in every answer is stable from the first read. Until the first
+-- change there is no row: reads see an empty cart at version 0 (the version a new row has),
+-- and the first change inserts the row under a key-share lock on its session (see
+-- store/carts.rs), so a concurrent revoke or attach is ordered before or after it. Hence the
+-- foreign key goes: the id may name a row that does not exist yet.
+ALTER TABLE sessions DROP CONSTRAINT sessions_cart_id_fkey;

@@ -6,11 +6,15 @@
 //! revalidate on every load, so a new release is picked up at once and an unchanged file costs
 //! a 304 with no body (which matters for the viewer's 1.7 MB bundle).
 
+use std::sync::LazyLock;
+
 use actix_web::{
     http::header::{self, HeaderValue},
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, ResponseError,
 };
 use sha2::{Digest, Sha256};
+
+use crate::{error::ApiError, problem::Problem};
 
 pub struct Asset {
     /// The file's name under its page's path; "" for the page itself.
@@ -30,15 +34,32 @@ pub fn etags(assets: &[Asset]) -> Vec<String> {
         .collect()
 }
 
-/// The asset named `name`, with its ETag; `None` for a name that is not one.
-pub fn find<'a>(assets: &'a [Asset], etags: &'a [String], name: &str) -> Option<(&'a Asset, &'a str)> {
-    let i = assets.iter().position(|a| a.path == name)?;
-    Some((&assets[i], &etags[i]))
+/// One page's files: what both the dashboard and the API viewer serve, each under its own
+/// Content-Security-Policy.
+pub struct Bundle {
+    pub assets: &'static [Asset],
+    /// `etags(assets)`, computed on first use.
+    pub etags: &'static LazyLock<Vec<String>>,
+    /// The page's own policy, sent with every file of it.
+    pub csp: &'static str,
+    /// What a 404 says is missing ("no such file of the dashboard").
+    pub missing: &'static str,
+}
+
+impl Bundle {
+    /// The file `name` ("" for the page itself), 304 when the browser holds this version, or a
+    /// 404 problem.
+    pub fn serve(&self, req: &HttpRequest, name: &str) -> HttpResponse {
+        match self.assets.iter().position(|a| a.path == name) {
+            Some(i) => respond(req, &self.assets[i], &self.etags[i], self.csp),
+            None => ResponseError::error_response(&ApiError::new(Problem::NotFound, self.missing)),
+        }
+    }
 }
 
 /// The asset, or 304 when the browser already holds this version; under `csp`, the page's own
 /// policy, with framing and referrers refused.
-pub fn respond(req: &HttpRequest, asset: &Asset, etag: &str, csp: &'static str) -> HttpResponse {
+fn respond(req: &HttpRequest, asset: &Asset, etag: &str, csp: &'static str) -> HttpResponse {
     let fresh = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == etag);
     let mut response = if fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response

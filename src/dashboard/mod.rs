@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::assets::{self, Asset};
+use crate::assets::{self, Asset, Bundle};
 
 const ASSETS: &[Asset] = &[
     Asset { path: "", content_type: "text/html; charset=utf-8", body: include_bytes!("assets/index.html") },
@@ -17,18 +17,16 @@ const ASSETS: &[Asset] = &[
 
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| assets::etags(ASSETS));
 
-/// Only this server's own scripts, styles and API: no inline script, no other host.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
-                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+static PAGE: Bundle = Bundle {
+    assets: ASSETS,
+    etags: &ETAGS,
+    // Only this server's own scripts, styles and API: no inline script, no other host.
+    csp: "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+          base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    missing: "no such file of the dashboard",
+};
 
 /// `GET /dashboard` and `GET /dashboard/{file}`.
 pub async fn serve(req: HttpRequest, file: Option<web::Path<String>>) -> HttpResponse {
-    let name = file.map(|f| f.into_inner()).unwrap_or_default();
-    let Some((asset, etag)) = assets::find(ASSETS, &ETAGS, &name) else {
-        return actix_web::ResponseError::error_response(&crate::error::ApiError::new(
-            crate::problem::Problem::NotFound,
-            "no such file of the dashboard",
-        ));
-    };
-    assets::respond(&req, asset, etag, CSP)
+    PAGE.serve(&req, &file.map(|f| f.into_inner()).unwrap_or_default())
 }

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::{
-    assets::{self, Asset},
+    assets::{self, Asset, Bundle},
     openapi,
     state::State,
 };
@@ -35,6 +35,8 @@ const ASSETS: &[Asset] = &[
 ];
 
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| assets::etags(ASSETS));
+
+static VIEWER: Bundle = Bundle { assets: ASSETS, etags: &ETAGS, csp: CSP, missing: "no such file of the API viewer" };
 
 /// Scripts, styles and requests of this server only: no inline script, no eval, no inline
 /// style sheet. Swagger UI does write `style` attributes, but through the DOM (React sets
@@ -58,12 +60,5 @@ pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `GET /docs/{file}`: the viewer's script and style sheets.
 pub async fn file(req: HttpRequest, name: Option<web::Path<String>>) -> HttpResponse {
-    let name = name.map(|n| n.into_inner()).unwrap_or_default();
-    let Some((asset, etag)) = assets::find(ASSETS, &ETAGS, &name) else {
-        return actix_web::ResponseError::error_response(&crate::error::ApiError::new(
-            crate::problem::Problem::NotFound,
-            "no such file of the API viewer",
-        ));
-    };
-    assets::respond(&req, asset, etag, CSP)
+    VIEWER.serve(&req, &name.map(|n| n.into_inner()).unwrap_or_default())
 }

@@ -115,7 +115,7 @@ pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
     // Pools open connections as requests need them, so a server without room for them all
     // would refuse them under load, one 503 at a time: say so now. A warning, not a refusal:
     // other clients may be about to close theirs.
-    let most = 2 * i64::from(settings.pool_size) + 3;
+    let most = 2 * i64::from(settings.pool_size) + 2;
     if let Ok(room) = crate::store::server::connection_room(&pool).await {
         // Our own start-up connection is counted as open, and is one of ours.
         if room.free() + 1 < most {

@@ -7,7 +7,7 @@
 //! database-wide lock). Every `PROBE` the hub asks whether committed events wait for a
 //! position, and if so sequences them; the replica that sequenced notifies, and every hub
 //! listening (LISTEN on a connection of its own, not from the request pool) reads the new
-//! events, through a second connection of its own. While that connection is down it reconnects with backoff and polls the log
+//! events. While that connection is down it reconnects with backoff and polls the log
 //! meanwhile. Notifications only say "look": events are always read from the log, so a lost
 //! notification delays an event and never loses it.
 
@@ -120,12 +120,7 @@ fn public_state(topic: &str, p: &Value) -> Option<PublicState> {
 }
 
 pub struct Hub {
-    /// The request pool: stream clients catching up read the log through it, as requests.
     pub pool: PgPool,
-    /// One connection of the hub's own for sequencing and reading the log. Through the
-    /// request pool, every event waited in its queue behind the requests of a saturated
-    /// replica before it could be sequenced, then again before it could be read.
-    log: PgPool,
     /// Events go out in the batches they were read in: a client wakes once per read, not
     /// once per event, which is what lets a hundred clients follow a checkout rush.
     sender: broadcast::Sender<Batch>,
@@ -152,15 +147,8 @@ impl Hub {
     pub fn start(pool: PgPool, limit: usize, metrics: Arc<Metrics>) -> Arc<Hub> {
         let (sender, _) = broadcast::channel(BACKLOG);
         let (shutdown, _) = watch::channel(false);
-        let log = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(3))
-            .test_before_acquire(false)
-            .connect_lazy_with((*pool.connect_options()).clone());
         let hub = Arc::new(Hub {
             pool,
-            log,
             sender,
             head: AtomicI64::new(-1),
             clients: AtomicUsize::new(0),
@@ -269,7 +257,7 @@ impl Hub {
 
     /// Gives positions to committed events, if any wait; true when this replica did.
     async fn sequence(&self) -> Result<bool, sqlx::Error> {
-        let mut conn = self.log.acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         if !events::unsequenced(&mut conn).await? {
             return Ok(false);
         }
@@ -285,7 +273,7 @@ impl Hub {
 
     /// Broadcasts everything after `head`.
     async fn read(&self) -> Result<(), sqlx::Error> {
-        let mut conn = self.log.acquire().await?;
+        let mut conn = self.pool.acquire().await?;
         let mut head = self.head();
         if head < 0 {
             // First read: live clients start from what is committed now.

@@ -39,8 +39,10 @@ pub async fn read_and_record(
                FROM products p JOIN stock_levels s ON s.sku = p.sku
                WHERE p.sku = ANY($2)
            ), viewer AS (
-               SELECT a.n, s.cart_id FROM asked a
-               JOIN sessions s ON s.token_hash = a.token_hash AND s.expires_at > now()
+               -- `= ANY($1)` on sessions itself, so that they are found by their index: the
+               -- join alone is planned as a scan of every session.
+               SELECT a.n, s.cart_id FROM sessions s JOIN asked a ON a.token_hash = s.token_hash
+               WHERE s.token_hash = ANY($1) AND s.expires_at > now()
            ), fresh AS (
                -- One row per (cart, product), the latest request's: ON CONFLICT DO UPDATE may
                -- not touch a row twice in one statement. At most RECENT_LIMIT per cart: older

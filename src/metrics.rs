@@ -45,6 +45,10 @@ pub struct Metrics {
     /// ratio is the mean batch (`auth::reads`).
     pub session_reads: AtomicU64,
     pub sessions_read: AtomicU64,
+    /// Coalesced product reads that record views (statements), and the requests they
+    /// answered (`memory::reads`).
+    pub view_reads: AtomicU64,
+    pub views_read: AtomicU64,
     /// Event frames written to stream clients.
     pub events_delivered: AtomicU64,
     /// Times the event hub's LISTEN connection had to be made again.
@@ -189,9 +193,17 @@ impl Metrics {
              stockcart_session_reads_total {session_reads}\n\
              # HELP stockcart_session_read_requests_total Requests authenticated by those reads.\n\
              # TYPE stockcart_session_read_requests_total counter\n\
-             stockcart_session_read_requests_total {sessions_read}\n",
+             stockcart_session_read_requests_total {sessions_read}\n\
+             # HELP stockcart_view_reads_total Coalesced product reads that record views (one statement each).\n\
+             # TYPE stockcart_view_reads_total counter\n\
+             stockcart_view_reads_total {view_reads}\n\
+             # HELP stockcart_view_read_requests_total Product reads with a session token answered by those reads.\n\
+             # TYPE stockcart_view_read_requests_total counter\n\
+             stockcart_view_read_requests_total {views_read}\n",
             session_reads = self.session_reads.load(Ordering::Relaxed),
             sessions_read = self.sessions_read.load(Ordering::Relaxed),
+            view_reads = self.view_reads.load(Ordering::Relaxed),
+            views_read = self.views_read.load(Ordering::Relaxed),
             idle = gauges.pool_idle,
             max = gauges.pool_max,
             entries = gauges.cart_cache_entries,

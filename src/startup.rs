@@ -18,6 +18,7 @@ use crate::{
     config::Settings,
     edge::{self, Edge},
     events::Hub,
+    memory::reads::ViewReads,
     metrics::Metrics,
     middleware,
     routes::{self, ops::Readiness},
@@ -175,6 +176,7 @@ impl Application {
         let edge = web::Data::new(Edge::new(&settings));
         let readiness = web::Data::new(Readiness::new(readiness_pool(&pool)));
         let settings = Arc::new(settings);
+        let views_pool = views_pool(&settings, &pool);
         let state = web::Data::new(AppState {
             checkouts: Checkouts::start(
                 pool.clone(),
@@ -191,7 +193,8 @@ impl Application {
             events: Hub::start(pool.clone(), settings.stream_limit, metrics.clone().into_inner()),
             // Every replica must derive the same key; both sources are shared configuration.
             views: Default::default(),
-            views_pool: views_pool(&settings, &pool),
+            view_reads: ViewReads::start(views_pool.clone(), metrics.clone().into_inner()),
+            views_pool,
             sealer: Sealer::new(settings.secret_key.as_ref().unwrap_or(&admin_token).expose_secret()),
         });
         // Streams never finish on their own: end them when a stop is asked for, so the

@@ -12,8 +12,14 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::{
-    auth::reads::SessionReads, cache::CartCache, checkout::Checkouts, config::Settings, events::Hub,
-    memory::ViewCounter, metrics::Metrics, webhooks::seal::Sealer,
+    auth::reads::SessionReads,
+    cache::CartCache,
+    checkout::Checkouts,
+    config::Settings,
+    events::Hub,
+    memory::{reads::ViewReads, ViewCounter},
+    metrics::Metrics,
+    webhooks::seal::Sealer,
 };
 
 /// Cheap to clone through `web::Data`; built once by `startup::Application::build`.
@@ -32,10 +38,12 @@ pub struct AppState {
     pub sealer: Sealer,
     /// Product views counted on this replica, until the next flush.
     pub views: ViewCounter,
-    /// Connections for product reads that record a view. They commit without waiting for the
-    /// WAL flush (`synchronous_commit = off`): a view is visible on every replica at once, and
-    /// a database crash may forget the last fraction of a second of them, which costs a
-    /// shopper nothing, while waiting for the flush would halve the product read.
+    /// Product reads that record a view, coalesced across the requests of this replica.
+    pub view_reads: ViewReads,
+    /// Connections for product reads that record a view (`view_reads`). They commit without
+    /// waiting for the WAL flush (`synchronous_commit = off`): a view is visible on every
+    /// replica at once, and a database crash may forget the last fraction of a second of them,
+    /// which costs a shopper nothing, while waiting for the flush would halve the product read.
     pub views_pool: PgPool,
 }
 

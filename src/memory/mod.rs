@@ -2,8 +2,11 @@
 //! and every device of a customer) and how often each product is viewed across replicas.
 //!
 //! Recording a view must never fail or slow a product read: recently viewed rides in the one
-//! statement the read makes anyway (`store/memory.rs`), and popularity is a counter in this
-//! replica's memory, flushed every few seconds by `tasks/` with one statement.
+//! statement the read makes anyway (`store/memory.rs`), shared by the reads of a replica that
+//! arrive together (`reads`), and popularity is a counter in this replica's memory, flushed
+//! every few seconds by `tasks/` with one statement.
+
+pub mod reads;
 
 use std::{
     collections::HashMap,

@@ -1,7 +1,7 @@
 //! Shopper memory: recently viewed products (per cart, so per shopper) and view counts.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::products::Product;
 use crate::domain::Currency;
@@ -9,54 +9,101 @@ use crate::domain::Currency;
 /// Most products a shopper's list keeps.
 pub const RECENT_LIMIT: i64 = 20;
 
-/// A product read by a shopper, in one statement: authenticates the session, records the
-/// view (keeping the list at `RECENT_LIMIT`) and reads the product. Recording cannot add a
+/// A product read by a shopper that records the view.
+pub struct RecordedRead {
+    /// Which of the batch's requests (its index in the arrays given) this answers.
+    pub index: usize,
+    pub product: Product,
+    /// The view is in the shopper's list: false for a token that is no live session (the read
+    /// then simply records nothing).
+    pub recorded: bool,
+}
+
+/// The product reads of a batch of shoppers (`memory::reads`), request `i` being `skus[i]`
+/// read with `token_hashes[i]`, in one statement: authenticates the sessions, records the
+/// views (keeping each list at `RECENT_LIMIT`) and reads the products. Recording cannot add a
 /// round trip to the read this way, and a read on another replica right after it sees the
-/// view. `None` when the product does not exist; `recorded` is false for a token that is
-/// no live session (the read then simply records nothing).
+/// view. A request whose product does not exist has no answer.
 pub async fn read_and_record(
-    conn: &mut PgConnection,
-    sku: &str,
-    token_hash: &[u8],
-) -> Result<Option<(Product, bool)>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"WITH viewer AS (
-               SELECT cart_id FROM sessions WHERE token_hash = $2 AND expires_at > now()
+    pool: &PgPool,
+    token_hashes: &[Vec<u8>],
+    skus: &[String],
+) -> Result<Vec<RecordedRead>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"WITH asked AS (
+               SELECT a.n, a.token_hash, a.sku
+               FROM unnest($1::bytea[], $2::text[]) WITH ORDINALITY AS a (token_hash, sku, n)
            ), product AS (
                SELECT p.sku, p.name, p.price_amount, p.price_currency, s.low_stock_threshold,
                       s.on_hand - s.reserved AS available
                FROM products p JOIN stock_levels s ON s.sku = p.sku
-               WHERE p.sku = $1
+               WHERE p.sku = ANY($2)
+           ), viewer AS (
+               -- `= ANY($1)` on sessions itself, so that they are found by their index: the
+               -- join alone is planned as a scan of every session.
+               SELECT a.n, s.cart_id FROM sessions s JOIN asked a ON a.token_hash = s.token_hash
+               WHERE s.token_hash = ANY($1) AND s.expires_at > now()
+           ), fresh AS (
+               -- One row per (cart, product), the latest request's: ON CONFLICT DO UPDATE may
+               -- not touch a row twice in one statement. At most RECENT_LIMIT per cart: older
+               -- ones would be trimmed at once, and the trim below cannot see rows this
+               -- statement inserts. `pos` 1 is the cart's latest view in the batch.
+               SELECT cart_id, sku, pos, count(*) OVER (PARTITION BY cart_id) AS fresh FROM (
+                   SELECT cart_id, sku, row_number() OVER (PARTITION BY cart_id ORDER BY n DESC) AS pos FROM (
+                       SELECT DISTINCT ON (w.cart_id, a.sku) w.cart_id, a.sku, a.n
+                       FROM asked a JOIN viewer w ON w.n = a.n JOIN product ON product.sku = a.sku
+                       ORDER BY w.cart_id, a.sku, a.n DESC
+                   ) latest
+               ) ranked
+               WHERE pos <= $3
            ), seen AS (
+               -- A cart's views of one batch are a microsecond apart, in the order they
+               -- arrived, so that the list's order is never a tie; the latest one is at the
+               -- statement's clock, after every view acknowledged before it was sent. Rows are
+               -- locked in key order, so two batches touching the same rows cannot deadlock on
+               -- them.
                INSERT INTO recent_views (cart_id, sku, viewed_at)
-               SELECT viewer.cart_id, product.sku, clock_timestamp() FROM viewer, product
+               SELECT f.cart_id, f.sku, at.now - (f.pos - 1) * interval '1 microsecond'
+               FROM fresh f, (SELECT clock_timestamp() AS now) at
+               ORDER BY f.cart_id, f.sku
                ON CONFLICT (cart_id, sku) DO UPDATE SET viewed_at = EXCLUDED.viewed_at
-               RETURNING cart_id
+               RETURNING cart_id, sku
            ), trimmed AS (
-               -- The snapshot does not see the view just recorded: keep the newest
-               -- RECENT_LIMIT - 1 others, which with it make RECENT_LIMIT.
+               -- The snapshot does not see the views just recorded: of a cart's other rows,
+               -- keep the newest RECENT_LIMIT minus its fresh views, which with them make
+               -- RECENT_LIMIT.
                DELETE FROM recent_views r
                USING (
-                   SELECT v.cart_id, v.sku FROM recent_views v, viewer, product
-                   WHERE v.cart_id = viewer.cart_id AND v.sku <> product.sku
-                   ORDER BY v.viewed_at DESC
-                   OFFSET $3::int8 - 1
+                   SELECT cart_id, sku FROM (
+                       SELECT v.cart_id, v.sku, c.fresh,
+                              row_number() OVER (PARTITION BY v.cart_id ORDER BY v.viewed_at DESC) AS pos
+                       FROM recent_views v JOIN (SELECT DISTINCT cart_id, fresh FROM fresh) c ON c.cart_id = v.cart_id
+                       WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.cart_id = v.cart_id AND f.sku = v.sku)
+                   ) others
+                   WHERE pos > $3 - fresh
                ) old
                WHERE r.cart_id = old.cart_id AND r.sku = old.sku
            )
-           SELECT product.sku AS "sku!", product.name AS "name!", product.price_amount AS "price_amount!",
-                  product.price_currency AS "price_currency!: Currency", product.low_stock_threshold AS "low_stock_threshold!",
-                  product.available AS "available!", EXISTS (SELECT 1 FROM seen) AS "recorded!"
-           FROM product"#,
-        sku,
-        token_hash,
+           SELECT a.n AS "n!", product.sku AS "sku!", product.name AS "name!",
+                  product.price_amount AS "price_amount!", product.price_currency AS "price_currency!: Currency",
+                  product.low_stock_threshold AS "low_stock_threshold!", product.available AS "available!",
+                  EXISTS (
+                      SELECT 1 FROM viewer w JOIN seen ON seen.cart_id = w.cart_id
+                      WHERE w.n = a.n AND seen.sku = a.sku
+                  ) AS "recorded!"
+           FROM asked a JOIN product ON product.sku = a.sku"#,
+        token_hashes,
+        skus,
         RECENT_LIMIT
     )
-    .fetch_optional(conn)
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(|r| {
-        (
-            Product {
+    Ok(rows
+        .into_iter()
+        .map(|r| RecordedRead {
+            // WITH ORDINALITY counts from 1.
+            index: r.n as usize - 1,
+            product: Product {
                 sku: r.sku,
                 name: r.name,
                 price_amount: r.price_amount,
@@ -64,9 +111,9 @@ pub async fn read_and_record(
                 low_stock_threshold: r.low_stock_threshold,
                 available: r.available,
             },
-            r.recorded,
-        )
-    }))
+            recorded: r.recorded,
+        })
+        .collect())
 }
 
 /// The session's recently viewed products, most recent first, as product reads render them.

@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde_json::{json, Value};
+use stockcart::{domain::TokenHash, store::memory};
 
-use crate::helpers::{fresh_database, spawn_replicas, spawn_with_pool, test_settings, Auth, TestApp};
+use crate::helpers::{fresh_database, spawn_replicas, spawn_with_pool, test_settings, Auth, Reply, TestApp};
 
 async fn view(app: &TestApp, token: &str, sku: &str) {
     app.get(&format!("/v1/products/{sku}"), Auth::Bearer(token)).await.assert_status(200);
@@ -143,4 +145,138 @@ async fn the_product_read_answers_while_recording_fails_and_the_failure_is_count
     app.get("/v1/products/NOPE", Auth::Bearer(&token)).await.assert_problem(404, "unknown_sku");
     let metrics = app.get("/metrics", Auth::None).await.text;
     assert!(metrics.contains("stockcart_view_record_failures_total 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn coalesced_views_keep_read_your_writes_with_thirty_two_shoppers_per_replica() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let catalog: Vec<String> = (0..24).map(|i| format!("RYW-{i:02}")).collect();
+    a.stocked_in_bulk(&catalog, 100, 5).await;
+    let tokens = join_all((0..64).map(|_| a.session())).await;
+    let client = brisk_client();
+    // 64 shoppers at once, 24 rounds each (1,536 views): at any moment 32 view on each
+    // replica and read their list on the other, so views really are coalesced, and each list
+    // must already hold the view acknowledged just before it, most recent first. Shoppers
+    // revisit products and pass the cap of 20.
+    join_all(tokens.iter().enumerate().map(|(i, token)| {
+        let (catalog, client) = (&catalog, &client);
+        async move {
+            let mut expected: Vec<&str> = Vec::new();
+            for round in 0..24usize {
+                let (viewer, reader) = if (round + i) % 2 == 0 { (a, b) } else { (b, a) };
+                let sku = catalog[(i + round * 5 + round / 3) % catalog.len()].as_str();
+                get(client, viewer, &format!("/v1/products/{sku}"), token).await.assert_status(200);
+                expected.retain(|s| *s != sku);
+                expected.insert(0, sku);
+                expected.truncate(20);
+                let list = get(client, reader, "/v1/session/recently-viewed", token).await;
+                list.assert_status(200);
+                assert_eq!(
+                    skus(list.body["items"].as_array().unwrap()),
+                    expected,
+                    "stale list: shopper {i}, round {round}"
+                );
+            }
+        }
+    }))
+    .await;
+    let (mut reads, mut requests) = (0.0, 0.0);
+    for app in &apps {
+        let metrics = app.get("/metrics", Auth::None).await.text;
+        reads += metric(&metrics, "stockcart_view_reads_total");
+        requests += metric(&metrics, "stockcart_view_read_requests_total");
+    }
+    assert!(requests >= 1536.0, "every view went through the coalesced reads: {requests}");
+    assert!(requests > reads, "no read was shared: {reads} reads for {requests} requests");
+}
+
+#[tokio::test]
+async fn one_batch_records_a_sessions_views_of_the_same_and_of_different_products_once_each() {
+    let apps = spawn_replicas(2, &[]).await;
+    let catalog: Vec<String> = (0..25).map(|i| format!("ONE-{i:02}")).collect();
+    apps[0].stocked_in_bulk(&catalog, 100, 1).await;
+    let (token, other) = (apps[0].session().await, apps[1].session().await);
+    let (mine, theirs) = (TokenHash::of(&token).0, TokenHash::of(&other).0);
+
+    // The same product twice and another one in one statement (ON CONFLICT may not touch a
+    // row twice), an unknown product, and a token that is no session.
+    let batch = [
+        (&mine, "ONE-00"),
+        (&mine, "ONE-01"),
+        (&theirs, "ONE-01"),
+        (&mine, "ONE-00"),
+        (&mine, "NOPE"),
+        (&vec![0u8; 32], "ONE-02"),
+    ];
+    let hashes: Vec<Vec<u8>> = batch.iter().map(|(h, _)| h.to_vec()).collect();
+    let asked: Vec<String> = batch.iter().map(|(_, s)| s.to_string()).collect();
+    let reads = memory::read_and_record(&apps[0].db, &hashes, &asked).await.unwrap();
+    let answered: Vec<(usize, &str, bool)> =
+        reads.iter().map(|r| (r.index, r.product.sku.as_str(), r.recorded)).collect();
+    assert_eq!(
+        answered.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        [(0, "ONE-00", true), (1, "ONE-01", true), (2, "ONE-01", true), (3, "ONE-00", true), (5, "ONE-02", false)]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(list(&apps[1], &token).await, "ONE-00 ONE-01", "distinct, the later view of ONE-00 first");
+    assert_eq!(list(&apps[1], &other).await, "ONE-01");
+
+    // 25 products and one repeated in one statement: the 20 latest are kept, in order.
+    let asked: Vec<String> = catalog.iter().cloned().chain(["ONE-03".to_owned()]).collect();
+    let hashes = vec![mine.clone(); asked.len()];
+    memory::read_and_record(&apps[0].db, &hashes, &asked).await.unwrap();
+    let expected: Vec<String> =
+        ["ONE-03".to_owned()].into_iter().chain((6..25).rev().map(|i| format!("ONE-{i:02}"))).collect();
+    assert_eq!(list(&apps[1], &token).await, expected.join(" "));
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM recent_views").fetch_one(&apps[0].db).await.unwrap();
+    assert_eq!(kept, 21, "bounded in the database too: 20 + the other session's one");
+
+    // Over HTTP, on both replicas at once: the same session views products at the same moment,
+    // each of 30 twice, so that reads share statements. Every read answers; the list stays
+    // distinct and, after the next view, holds exactly the 20 latest.
+    let many: Vec<String> = (0..30).map(|i| format!("MANY-{i:02}")).collect();
+    apps[0].stocked_in_bulk(&many, 100, 1).await;
+    join_all(many.iter().chain(many.iter()).enumerate().map(|(i, sku)| view(&apps[i % 2], &token, sku))).await;
+    let items = recent(&apps[0], &token, "").await;
+    let seen = skus(&items);
+    assert!(seen.len() <= 20, "{seen:?}");
+    assert_eq!(seen.iter().collect::<std::collections::BTreeSet<_>>().len(), seen.len(), "distinct: {seen:?}");
+    view(&apps[1], &token, "ONE-00").await;
+    let items = recent(&apps[0], &token, "").await;
+    let seen = skus(&items);
+    assert_eq!(seen.len(), 20, "{seen:?}");
+    assert_eq!(seen[0], "ONE-00");
+    assert_eq!(seen.iter().collect::<std::collections::BTreeSet<_>>().len(), 20, "distinct: {seen:?}");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM recent_views v JOIN sessions s ON s.cart_id = v.cart_id WHERE s.token_hash = $1",
+    )
+    .bind(&mine)
+    .fetch_one(&apps[0].db)
+    .await
+    .unwrap();
+    assert_eq!(rows, 20);
+}
+
+/// A client that drops a connection idle for 2 s, before the server's keep-alive (5 s) closes
+/// it: with 64 shoppers on a loaded machine, a request sent on a connection just as the server
+/// closes it fails (IncompleteMessage), which says nothing about views.
+fn brisk_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(64).pool_idle_timeout(Duration::from_secs(2)).build().unwrap()
+}
+
+async fn get(client: &reqwest::Client, app: &TestApp, path: &str, token: &str) -> Reply {
+    Reply::from(client.get(format!("{}{path}", app.address)).bearer_auth(token).send().await.expect("request sent"))
+        .await
+}
+
+async fn list(app: &TestApp, token: &str) -> String {
+    skus(&recent(app, token, "").await).join(" ")
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
 }

@@ -128,10 +128,29 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
                    WHERE c.sku = n.sku ORDER BY c.version DESC LIMIT 1
                ) b ON true
                LEFT JOIN products p ON p.sku = n.sku
+               RETURNING sku, version, at, out, out_micros
            ), last AS (
-               INSERT INTO report_last_movement AS r (sku, at)
-               SELECT sku, max(at) FROM facts GROUP BY sku
-               ON CONFLICT (sku) DO UPDATE SET at = greatest(r.at, EXCLUDED.at)
+               -- Per SKU: its last movement, its totals now and its last mark (V12).
+               INSERT INTO report_last_movement AS r
+                   (sku, at, sold, received, revenue, mark_version, mark_at, mark_out, mark_out_micros)
+               SELECT f.sku, f.at, coalesce(c.sold, 0), coalesce(c.received, 0), coalesce(c.revenue, 0),
+                      m.version, m.at, m.out, m.out_micros
+               FROM (SELECT sku, max(at) AS at FROM facts GROUP BY sku) f
+               LEFT JOIN (
+                   SELECT sku, sum(sold)::int8 AS sold, sum(received)::int8 AS received, sum(revenue)::int8 AS revenue
+                   FROM changes GROUP BY sku
+               ) c ON c.sku = f.sku
+               LEFT JOIN (
+                   SELECT DISTINCT ON (sku) sku, version, at, out, out_micros FROM marks ORDER BY sku, version DESC
+               ) m ON m.sku = f.sku
+               ON CONFLICT (sku) DO UPDATE SET
+                   at = greatest(r.at, EXCLUDED.at), sold = r.sold + EXCLUDED.sold,
+                   received = r.received + EXCLUDED.received, revenue = r.revenue + EXCLUDED.revenue,
+                   mark_version = coalesce(EXCLUDED.mark_version, r.mark_version),
+                   mark_at = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_at ELSE EXCLUDED.mark_at END,
+                   mark_out = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_out ELSE EXCLUDED.mark_out END,
+                   mark_out_micros = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_out_micros
+                                          ELSE EXCLUDED.mark_out_micros END
            ), advanced AS (
                UPDATE report_cursor SET position = (SELECT max(position) FROM batch)
                WHERE EXISTS (SELECT 1 FROM batch)
@@ -151,6 +170,9 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
 /// be seen at one instant, or a movement could be counted twice or not at all.
 pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
+    // A report's plan over 10,000 SKUs costs enough for JIT, whose compilation (15 ms or more)
+    // takes longer than the query it would speed up.
+    sqlx::query!("SET LOCAL jit = off").execute(&mut *conn).await?;
     sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor").fetch_one(&mut *conn).await
 }
 
@@ -212,7 +234,8 @@ pub struct StockRow {
 
 /// Every SKU with its sums over the window from `start` (an hour): its running totals now
 /// minus those before `start`, and its time out of stock likewise from its marks' running
-/// figures (V12). Two index probes per SKU and table, whatever the window.
+/// figures (V12). Whatever the window: a join with the per-SKU row of totals now, and two
+/// index probes per SKU (the totals and the mark before `start`).
 pub async fn stock_rows(
     conn: &mut PgConnection,
     start: DateTime<Utc>,
@@ -221,12 +244,12 @@ pub async fn stock_rows(
     sqlx::query_as!(
         StockRow,
         r#"SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
-                  (coalesce(t.sold, 0) - coalesce(b.sold, 0))::int8 AS "units_sold!",
-                  (coalesce(t.received, 0) - coalesce(b.received, 0))::int8 AS "units_received!",
+                  (coalesce(l.sold, 0) - coalesce(b.sold, 0))::int8 AS "units_sold!",
+                  (coalesce(l.received, 0) - coalesce(b.received, 0))::int8 AS "units_received!",
                   -- Out of stock from creation until the first mark; the last mark holds until now.
-                  ((coalesce(lm.out_micros, 0)
-                    + CASE WHEN coalesce(lm.out, true)
-                           THEN greatest(0, (extract(epoch FROM $2 - coalesce(lm.at, p.created_at)) * 1000000)::int8)
+                  ((coalesce(l.mark_out_micros, 0)
+                    + CASE WHEN coalesce(l.mark_out, true)
+                           THEN greatest(0, (extract(epoch FROM $2 - coalesce(l.mark_at, p.created_at)) * 1000000)::int8)
                            ELSE 0 END
                     - CASE WHEN bm.version IS NOT NULL
                            THEN bm.out_micros
@@ -238,21 +261,15 @@ pub async fn stock_rows(
                   l.at AS "last_movement_at?"
            FROM products p
            JOIN stock_levels s ON s.sku = p.sku
-           LEFT JOIN LATERAL (
-               SELECT sold, received FROM report_running r WHERE r.sku = p.sku ORDER BY r.hour DESC LIMIT 1
-           ) t ON true
+           LEFT JOIN report_last_movement l ON l.sku = p.sku
            LEFT JOIN LATERAL (
                SELECT sold, received FROM report_running r
                WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1
            ) b ON true
            LEFT JOIN LATERAL (
-               SELECT at, out, out_micros FROM report_stock_marks m WHERE m.sku = p.sku ORDER BY m.version DESC LIMIT 1
-           ) lm ON true
-           LEFT JOIN LATERAL (
                SELECT version, at, out, out_micros FROM report_stock_marks m
                WHERE m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
            ) bm ON true
-           LEFT JOIN report_last_movement l ON l.sku = p.sku
            ORDER BY p.sku"#,
         start,
         now
@@ -275,12 +292,10 @@ pub async fn sales(conn: &mut PgConnection, start: DateTime<Utc>) -> Result<Vec<
     sqlx::query_as!(
         SalesRow,
         r#"SELECT sku AS "sku!", name AS "name!", units AS "units!", revenue AS "revenue!" FROM (
-               SELECT p.sku, p.name, (t.sold - coalesce(b.sold, 0))::int8 AS units,
-                      (t.revenue - coalesce(b.revenue, 0))::int8 AS revenue
+               SELECT p.sku, p.name, (l.sold - coalesce(b.sold, 0))::int8 AS units,
+                      (l.revenue - coalesce(b.revenue, 0))::int8 AS revenue
                FROM products p
-               JOIN LATERAL (
-                   SELECT sold, revenue FROM report_running r WHERE r.sku = p.sku ORDER BY r.hour DESC LIMIT 1
-               ) t ON true
+               JOIN report_last_movement l ON l.sku = p.sku
                LEFT JOIN LATERAL (
                    SELECT sold, revenue FROM report_running r
                    WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1

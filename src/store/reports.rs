@@ -3,7 +3,9 @@
 //! the one definition of what a movement contributes.
 //!
 //! Rollup rows under the SKU `*` (not a valid SKU) sum every SKU, so a series over the whole
-//! catalog reads one row per bucket instead of one per SKU.
+//! catalog reads one row per bucket instead of one per SKU. Window sums per SKU (stock health,
+//! best sellers) read the running totals of V12 instead: the last row minus the last row
+//! before the window, whatever its length.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -78,13 +80,77 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
                    revenue = r.revenue + EXCLUDED.revenue, released = r.released + EXCLUDED.released,
                    shipped = r.shipped + EXCLUDED.shipped, adjusted = r.adjusted + EXCLUDED.adjusted,
                    reserved_delta = r.reserved_delta + EXCLUDED.reserved_delta
+           ), changes AS (
+               SELECT sku, hour, sold, received, revenue FROM hourly_sums
+               WHERE sku <> '*' AND (sold <> 0 OR received <> 0 OR revenue <> 0)
+           ), touched AS (
+               -- The hours whose running totals change: those of the batch, and every later
+               -- row of the SKU (a sale counts at the hour its order was placed, maybe long ago).
+               SELECT sku, hour, sum(sold) AS sold, sum(received) AS received, sum(revenue) AS revenue FROM (
+                   SELECT sku, hour, sold, received, revenue FROM changes
+                   UNION ALL
+                   SELECT r.sku, r.hour, 0, 0, 0
+                   FROM report_running r
+                   JOIN (SELECT sku, min(hour) AS hour FROM changes GROUP BY sku) f ON r.sku = f.sku AND r.hour > f.hour
+               ) t GROUP BY sku, hour
+           ), running AS (
+               INSERT INTO report_running AS r (sku, hour, sold, received, revenue)
+               SELECT t.sku, t.hour, coalesce(b.sold, 0) + t.sold, coalesce(b.received, 0) + t.received,
+                      coalesce(b.revenue, 0) + t.revenue
+               FROM (
+                   SELECT sku, hour, sum(sold) OVER w AS sold, sum(received) OVER w AS received,
+                          sum(revenue) OVER w AS revenue
+                   FROM touched WINDOW w AS (PARTITION BY sku ORDER BY hour)
+               ) t
+               LEFT JOIN LATERAL (
+                   SELECT sold, received, revenue FROM report_running p
+                   WHERE p.sku = t.sku AND p.hour <= t.hour ORDER BY p.hour DESC LIMIT 1
+               ) b ON true
+               ON CONFLICT (sku, hour) DO UPDATE SET
+                   sold = EXCLUDED.sold, received = EXCLUDED.received, revenue = EXCLUDED.revenue
+           ), new_marks AS (
+               SELECT sku, version, at, out_mark AS out, lag(at) OVER w AS prev_at, lag(out_mark) OVER w AS prev_out
+               FROM facts WHERE out_mark IS NOT NULL
+               WINDOW w AS (PARTITION BY sku ORDER BY version)
            ), marks AS (
-               INSERT INTO report_stock_marks (sku, version, at, out)
-               SELECT sku, version, at, out_mark FROM facts WHERE out_mark IS NOT NULL
+               -- Each mark's running time out of stock: the SKU's last mark before the batch (or
+               -- its creation, out of stock) plus the spans out since, never negative.
+               INSERT INTO report_stock_marks (sku, version, at, out, out_micros)
+               SELECT n.sku, n.version, n.at, n.out,
+                      coalesce(b.out_micros, 0) + sum(
+                          CASE WHEN coalesce(n.prev_out, b.out, true)
+                               THEN greatest(0, (extract(epoch FROM n.at - coalesce(n.prev_at, b.at, p.created_at, n.at))
+                                                 * 1000000)::int8)
+                               ELSE 0 END) OVER (PARTITION BY n.sku ORDER BY n.version)::int8
+               FROM new_marks n
+               LEFT JOIN LATERAL (
+                   SELECT at, out, out_micros FROM report_stock_marks c
+                   WHERE c.sku = n.sku ORDER BY c.version DESC LIMIT 1
+               ) b ON true
+               LEFT JOIN products p ON p.sku = n.sku
+               RETURNING sku, version, at, out, out_micros
            ), last AS (
-               INSERT INTO report_last_movement AS r (sku, at)
-               SELECT sku, max(at) FROM facts GROUP BY sku
-               ON CONFLICT (sku) DO UPDATE SET at = greatest(r.at, EXCLUDED.at)
+               -- Per SKU: its last movement, its totals now and its last mark (V12).
+               INSERT INTO report_last_movement AS r
+                   (sku, at, sold, received, revenue, mark_version, mark_at, mark_out, mark_out_micros)
+               SELECT f.sku, f.at, coalesce(c.sold, 0), coalesce(c.received, 0), coalesce(c.revenue, 0),
+                      m.version, m.at, m.out, m.out_micros
+               FROM (SELECT sku, max(at) AS at FROM facts GROUP BY sku) f
+               LEFT JOIN (
+                   SELECT sku, sum(sold)::int8 AS sold, sum(received)::int8 AS received, sum(revenue)::int8 AS revenue
+                   FROM changes GROUP BY sku
+               ) c ON c.sku = f.sku
+               LEFT JOIN (
+                   SELECT DISTINCT ON (sku) sku, version, at, out, out_micros FROM marks ORDER BY sku, version DESC
+               ) m ON m.sku = f.sku
+               ON CONFLICT (sku) DO UPDATE SET
+                   at = greatest(r.at, EXCLUDED.at), sold = r.sold + EXCLUDED.sold,
+                   received = r.received + EXCLUDED.received, revenue = r.revenue + EXCLUDED.revenue,
+                   mark_version = coalesce(EXCLUDED.mark_version, r.mark_version),
+                   mark_at = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_at ELSE EXCLUDED.mark_at END,
+                   mark_out = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_out ELSE EXCLUDED.mark_out END,
+                   mark_out_micros = CASE WHEN EXCLUDED.mark_version IS NULL THEN r.mark_out_micros
+                                          ELSE EXCLUDED.mark_out_micros END
            ), advanced AS (
                UPDATE report_cursor SET position = (SELECT max(position) FROM batch)
                WHERE EXISTS (SELECT 1 FROM batch)
@@ -104,6 +170,9 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
 /// be seen at one instant, or a movement could be counted twice or not at all.
 pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
+    // A report's plan over 10,000 SKUs costs enough for JIT, whose compilation (15 ms or more)
+    // takes longer than the query it would speed up.
+    sqlx::query!("SET LOCAL jit = off").execute(&mut *conn).await?;
     sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor").fetch_one(&mut *conn).await
 }
 
@@ -163,50 +232,46 @@ pub struct StockRow {
     pub last_movement_at: Option<DateTime<Utc>>,
 }
 
-/// Every SKU with its sums over the window: hours in `[start, day_start)`, days from `day_start`.
+/// Every SKU with its sums over the window from `start` (an hour): its running totals now
+/// minus those before `start`, and its time out of stock likewise from its marks' running
+/// figures (V12). Whatever the window: a join with the per-SKU row of totals now, and two
+/// index probes per SKU (the totals and the mark before `start`).
 pub async fn stock_rows(
     conn: &mut PgConnection,
     start: DateTime<Utc>,
-    day_start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<StockRow>, sqlx::Error> {
     sqlx::query_as!(
         StockRow,
-        r#"WITH sums AS (
-               SELECT sku, sum(sold)::int8 AS sold, sum(received)::int8 AS received FROM (
-                   SELECT sku, sold, received FROM report_daily WHERE day >= $2 AND sku <> '*'
-                   UNION ALL
-                   SELECT sku, sold, received FROM report_hourly WHERE hour >= $1 AND hour < $2 AND sku <> '*'
-               ) r GROUP BY sku
-           ), marks AS (
-               SELECT sku, version, at, out FROM report_stock_marks WHERE at >= $1
-               UNION ALL
-               SELECT p.sku, b.version, b.at, b.out
-               FROM products p CROSS JOIN LATERAL (
-                   SELECT version, at, out FROM report_stock_marks c
-                   WHERE c.sku = p.sku AND c.at < $1 ORDER BY c.version DESC LIMIT 1
-               ) b
-               UNION ALL
-               -- A SKU starts out of stock: on_hand 0, and no movement yet.
-               SELECT sku, 0, created_at, true FROM products
-           ), spans AS (
-               SELECT sku, out, at, lead(at) OVER (PARTITION BY sku ORDER BY version) AS until FROM marks
-           ), stockout AS (
-               SELECT sku, sum(greatest(0, extract(epoch FROM least(coalesce(until, $3), $3) - greatest(at, $1))))
-                          FILTER (WHERE out)::float8 AS seconds
-               FROM spans GROUP BY sku
-           )
-           SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
-                  coalesce(sums.sold, 0) AS "units_sold!", coalesce(sums.received, 0) AS "units_received!",
-                  coalesce(o.seconds, 0) AS "stockout_seconds!", l.at AS "last_movement_at?"
+        r#"SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
+                  (coalesce(l.sold, 0) - coalesce(b.sold, 0))::int8 AS "units_sold!",
+                  (coalesce(l.received, 0) - coalesce(b.received, 0))::int8 AS "units_received!",
+                  -- Out of stock from creation until the first mark; the last mark holds until now.
+                  ((coalesce(l.mark_out_micros, 0)
+                    + CASE WHEN coalesce(l.mark_out, true)
+                           THEN greatest(0, (extract(epoch FROM $2 - coalesce(l.mark_at, p.created_at)) * 1000000)::int8)
+                           ELSE 0 END
+                    - CASE WHEN bm.version IS NOT NULL
+                           THEN bm.out_micros
+                                + CASE WHEN bm.out THEN greatest(0, (extract(epoch FROM $1 - bm.at) * 1000000)::int8)
+                                       ELSE 0 END
+                           WHEN p.created_at < $1
+                           THEN (extract(epoch FROM $1 - p.created_at) * 1000000)::int8
+                           ELSE 0 END)::float8 / 1e6) AS "stockout_seconds!",
+                  l.at AS "last_movement_at?"
            FROM products p
            JOIN stock_levels s ON s.sku = p.sku
-           LEFT JOIN sums ON sums.sku = p.sku
-           LEFT JOIN stockout o ON o.sku = p.sku
            LEFT JOIN report_last_movement l ON l.sku = p.sku
+           LEFT JOIN LATERAL (
+               SELECT sold, received FROM report_running r
+               WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1
+           ) b ON true
+           LEFT JOIN LATERAL (
+               SELECT version, at, out, out_micros FROM report_stock_marks m
+               WHERE m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
+           ) bm ON true
            ORDER BY p.sku"#,
         start,
-        day_start,
         now
     )
     .fetch_all(conn)
@@ -221,26 +286,24 @@ pub struct SalesRow {
     pub revenue: i64,
 }
 
-/// Units sold and their revenue per SKU over the window (as `stock_rows`), SKUs with sales only.
-pub async fn sales(
-    conn: &mut PgConnection,
-    start: DateTime<Utc>,
-    day_start: DateTime<Utc>,
-) -> Result<Vec<SalesRow>, sqlx::Error> {
+/// Units sold and their revenue per SKU over the window from `start` (as `stock_rows`), SKUs
+/// whose figures in the rollups are not both zero.
+pub async fn sales(conn: &mut PgConnection, start: DateTime<Utc>) -> Result<Vec<SalesRow>, sqlx::Error> {
     sqlx::query_as!(
         SalesRow,
-        r#"SELECT p.sku, p.name, r.units AS "units!", r.revenue AS "revenue!"
-           FROM (
-               SELECT sku, sum(sold)::int8 AS units, sum(revenue)::int8 AS revenue FROM (
-                   SELECT sku, sold, revenue FROM report_daily WHERE day >= $2 AND sku <> '*' AND sold <> 0
-                   UNION ALL
-                   SELECT sku, sold, revenue FROM report_hourly
-                   WHERE hour >= $1 AND hour < $2 AND sku <> '*' AND sold <> 0
-               ) u GROUP BY sku
-           ) r JOIN products p ON p.sku = r.sku
-           ORDER BY p.sku"#,
-        start,
-        day_start
+        r#"SELECT sku AS "sku!", name AS "name!", units AS "units!", revenue AS "revenue!" FROM (
+               SELECT p.sku, p.name, (l.sold - coalesce(b.sold, 0))::int8 AS units,
+                      (l.revenue - coalesce(b.revenue, 0))::int8 AS revenue
+               FROM products p
+               JOIN report_last_movement l ON l.sku = p.sku
+               LEFT JOIN LATERAL (
+                   SELECT sold, revenue FROM report_running r
+                   WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1
+               ) b ON true
+           ) w
+           WHERE units <> 0 OR revenue <> 0
+           ORDER BY sku"#,
+        start
     )
     .fetch_all(conn)
     .await

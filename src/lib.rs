@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cart_view;
 pub mod checkout;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod dashboard;
 pub mod docs;

@@ -1,25 +1,18 @@
 //! Coalesced product reads that record a view: the shoppers reading a product on a replica at
-//! the same moment share one statement, the way their session reads do (`auth::reads`, whose
-//! design this copies).
+//! the same moment share one statement (`coalesce.rs` says how, and why a `recently-viewed`
+//! read on any replica after the product read answered still sees the view).
 //!
 //! A product read with a session token is one statement that authenticates, records the view
 //! and reads the product; one per request made such reads a third of the throughput of
 //! anonymous ones, the round trip and the commit per request being what the replica and the
-//! database spent their time on. `READERS` statements may be in flight at once; each takes
-//! whatever waits when it starts, without waiting for more. So a request that finds a reader
-//! idle is read at once (no added latency at low load), and one that arrives while every
-//! reader is busy goes in the next statement, which starts after it arrived: a
-//! `recently-viewed` read on any replica after the product read answered still sees the view.
+//! database spent their time on.
 
 use std::sync::{atomic::Ordering, Arc};
 
 use sqlx::PgPool;
-use tokio::sync::{
-    mpsc::{self, error::TryRecvError},
-    oneshot, Mutex,
-};
 
 use crate::{
+    coalesce::{Coalescer, Unanswered},
     domain::TokenHash,
     error::ApiError,
     metrics::Metrics,
@@ -42,91 +35,57 @@ pub enum ReadFailure {
     NotRecorded,
 }
 
-struct Waiter {
-    hash: TokenHash,
-    sku: String,
-    reply: oneshot::Sender<Result<Option<Product>, ReadFailure>>,
-}
+type Answer = Result<Option<Product>, ReadFailure>;
 
 /// The replica's reader of products that records views. Clones share it.
 #[derive(Clone)]
-pub struct ViewReads {
-    queue: mpsc::Sender<Waiter>,
-}
+pub struct ViewReads(Coalescer<(TokenHash, String), Answer>);
 
 impl ViewReads {
     /// `pool`: connections that commit without waiting for the WAL flush (`AppState::views_pool`).
     pub fn start(pool: PgPool, metrics: Arc<Metrics>) -> ViewReads {
-        let (queue, receiver) = mpsc::channel(16 * 1024);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..READERS {
-            tokio::spawn(drain(receiver.clone(), pool.clone(), metrics.clone()));
-        }
-        ViewReads { queue }
+        ViewReads(Coalescer::start(READERS, MAX_BATCH, move |reads| {
+            let (pool, metrics) = (pool.clone(), metrics.clone());
+            async move {
+                metrics.view_reads.fetch_add(1, Ordering::Relaxed);
+                metrics.views_read.fetch_add(reads.len() as u64, Ordering::Relaxed);
+                answer(&pool, reads).await
+            }
+        }))
     }
 
     /// The product `sku`, read after this call began, its view recorded in the list of the
     /// session of `hash` if that is a live session. `None`: no such product.
-    pub async fn read(&self, hash: TokenHash, sku: &str) -> Result<Option<Product>, ReadFailure> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Waiter { hash, sku: sku.to_owned(), reply })
-            .await
-            .map_err(|_| ReadFailure::Fatal(ApiError::unavailable("this replica is shutting down; try again")))?;
-        // A reader never drops a waiter unanswered; if it panicked, the request fails alone.
-        answer.await.map_err(|_| ReadFailure::Fatal(ApiError::internal()))?
+    pub async fn read(&self, hash: TokenHash, sku: &str) -> Answer {
+        self.0.call((hash, sku.to_owned())).await.unwrap_or_else(|e| {
+            Err(ReadFailure::Fatal(match e {
+                Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
+                Unanswered::Lost => ApiError::internal(),
+            }))
+        })
     }
 }
 
-async fn drain(receiver: Arc<Mutex<mpsc::Receiver<Waiter>>>, pool: PgPool, metrics: Arc<Metrics>) {
-    loop {
-        let mut waiters = Vec::new();
-        {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(first) => waiters.push(first),
-                None => return,
-            }
-            while waiters.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(waiter) => waiters.push(waiter),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
-        }
-        metrics.view_reads.fetch_add(1, Ordering::Relaxed);
-        metrics.views_read.fetch_add(waiters.len() as u64, Ordering::Relaxed);
-        answer(&pool, waiters).await;
-    }
-}
-
-async fn answer(pool: &PgPool, waiters: Vec<Waiter>) {
-    let hashes: Vec<Vec<u8>> = waiters.iter().map(|w| w.hash.0.clone()).collect();
-    let skus: Vec<String> = waiters.iter().map(|w| w.sku.clone()).collect();
+async fn answer(pool: &PgPool, reads: Vec<(TokenHash, String)>) -> Vec<Answer> {
+    let (hashes, skus): (Vec<Vec<u8>>, Vec<String>) = reads.into_iter().map(|(h, sku)| (h.0, sku)).unzip();
     match memory::read_and_record(pool, &hashes, &skus).await {
         Ok(found) => {
-            let mut products: Vec<Option<Product>> = waiters.iter().map(|_| None).collect();
+            let mut products: Vec<Option<Product>> = skus.iter().map(|_| None).collect();
             for read in found {
                 if let Some(slot) = products.get_mut(read.index) {
                     *slot = Some(read.product);
                 }
             }
-            for (waiter, product) in waiters.into_iter().zip(products) {
-                let _ = waiter.reply.send(Ok(product));
-            }
+            products.into_iter().map(Ok).collect()
         }
         Err(e) if is_database_down(&e) => {
             let error = ApiError::from(e);
-            for waiter in waiters {
-                let _ = waiter.reply.send(Err(ReadFailure::Fatal(error.clone())));
-            }
+            skus.iter().map(|_| Err(ReadFailure::Fatal(error.clone()))).collect()
         }
         Err(e) => {
             // The shoppers came for the products, not for their lists: each reads without.
-            tracing::warn!(error = %e, requests = waiters.len(), "recording product views failed");
-            for waiter in waiters {
-                let _ = waiter.reply.send(Err(ReadFailure::NotRecorded));
-            }
+            tracing::warn!(error = %e, requests = skus.len(), "recording product views failed");
+            skus.iter().map(|_| Err(ReadFailure::NotRecorded)).collect()
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod auth;
 pub mod cache;
+pub mod cart_changes;
 pub mod cart_view;
 pub mod checkout;
 pub mod cli;

@@ -45,6 +45,10 @@ pub struct Metrics {
     /// ratio is the mean batch (`auth::reads`).
     pub session_reads: AtomicU64,
     pub sessions_read: AtomicU64,
+    /// Cart change transactions, and the changes they made or refused: their ratio is the
+    /// mean batch (`cart_changes`).
+    pub cart_change_batches: AtomicU64,
+    pub cart_changes: AtomicU64,
     /// Coalesced product reads that record views (statements), and the requests they
     /// answered (`memory::reads`).
     pub view_reads: AtomicU64,
@@ -194,6 +198,12 @@ impl Metrics {
              # HELP stockcart_session_read_requests_total Requests authenticated by those reads.\n\
              # TYPE stockcart_session_read_requests_total counter\n\
              stockcart_session_read_requests_total {sessions_read}\n\
+             # HELP stockcart_cart_change_batches_total Cart change transactions (coalesced, one commit each).\n\
+             # TYPE stockcart_cart_change_batches_total counter\n\
+             stockcart_cart_change_batches_total {cart_change_batches}\n\
+             # HELP stockcart_cart_changes_total Cart changes made or refused by those transactions.\n\
+             # TYPE stockcart_cart_changes_total counter\n\
+             stockcart_cart_changes_total {cart_changes}\n\
              # HELP stockcart_view_reads_total Coalesced product reads that record views (one statement each).\n\
              # TYPE stockcart_view_reads_total counter\n\
              stockcart_view_reads_total {view_reads}\n\
@@ -202,6 +212,8 @@ impl Metrics {
              stockcart_view_read_requests_total {views_read}\n",
             session_reads = self.session_reads.load(Ordering::Relaxed),
             sessions_read = self.sessions_read.load(Ordering::Relaxed),
+            cart_change_batches = self.cart_change_batches.load(Ordering::Relaxed),
+            cart_changes = self.cart_changes.load(Ordering::Relaxed),
             view_reads = self.view_reads.load(Ordering::Relaxed),
             views_read = self.views_read.load(Ordering::Relaxed),
             idle = gauges.pool_idle,

@@ -14,6 +14,7 @@ use sqlx::{
 use crate::{
     auth::reads::SessionReads,
     cache::CartCache,
+    cart_changes::CartChanges,
     checkout::Checkouts,
     config::Settings,
     edge::{self, Edge},
@@ -185,6 +186,7 @@ impl Application {
                 settings.checkout_batch,
             ),
             sessions: SessionReads::start(pool.clone(), metrics.clone().into_inner()),
+            cart_changes: CartChanges::start(pool.clone(), settings.clone(), metrics.clone().into_inner()),
             pool: pool.clone(),
             carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
             settings: settings.clone(),

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use crate::{
     auth::reads::SessionReads,
     cache::CartCache,
+    cart_changes::CartChanges,
     checkout::Checkouts,
     config::Settings,
     events::Hub,
@@ -30,6 +31,8 @@ pub struct AppState {
     pub carts: CartCache,
     /// Shopper authentication, coalesced across the requests of this replica.
     pub sessions: SessionReads,
+    /// Cart changes, coalesced across the requests of this replica.
+    pub cart_changes: CartChanges,
     pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,
     /// This replica's one reader of the event log, shared by all its stream clients.

@@ -1,12 +1,14 @@
 //! Carts and their lines. A cart's `version` is bumped by every change, in the change's
 //! transaction, and its row lock serialises concurrent changes of one cart.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Currency, Money, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY};
+use crate::domain::{Currency, Money, MAX_CART_LINES, MAX_LINE_QUANTITY};
 
 #[derive(Debug, Clone)]
 pub struct CartLine {
@@ -129,109 +131,121 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
     Ok(Some(view))
 }
 
-/// Creates the cart of the session a token names, if it has none yet: a cart's first change
-/// calls this when `begin_change` found no cart, then begins again. The session is locked
-/// (key share) until the change commits, so a revoke, attach or purge of the session waits
-/// for it and then sees the new row; one that came first has already taken the session away
-/// (or moved it to its customer's cart, which exists), and nothing is inserted.
-pub async fn create_for(tx: &mut PgConnection, token: &TokenHash) -> Result<(), sqlx::Error> {
+/// Creates the carts of the sessions these tokens name, where they have none yet: a cart's
+/// first change calls this when `lock_many` found no cart, then locks again. Each session is
+/// locked (key share) until the change commits, so a revoke, attach or purge of it waits for
+/// the change and then sees the new row; one that came first has already taken the session
+/// away (or moved it to its customer's cart, which exists), and nothing is inserted.
+pub async fn create_for(tx: &mut PgConnection, tokens: &[Vec<u8>]) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"INSERT INTO carts (id)
-           SELECT cart_id FROM sessions WHERE token_hash = $1 AND expires_at > now() FOR KEY SHARE
+           SELECT cart_id FROM sessions WHERE token_hash = ANY($1) AND expires_at > now()
+           ORDER BY cart_id
+           FOR KEY SHARE
            ON CONFLICT (id) DO NOTHING"#,
-        &token.0
+        tokens
     )
     .execute(tx)
     .await?;
     Ok(())
 }
 
-/// The cart of a session, locked and bumped for one change.
+/// The cart of one request of `lock_many`, locked for its change.
 #[derive(Debug, Clone)]
 pub struct LockedCart {
     pub session_id: Uuid,
-    pub cart_id: Uuid,
-    /// The version this change makes; the cart had `version - 1` before it.
-    pub version: i64,
-    pub updated_at: DateTime<Utc>,
     pub session_expires_at: DateTime<Utc>,
-    pub catalog_revision: i64,
+    pub cart_id: Uuid,
+    /// The cart's version under the lock, before the change.
+    pub version: i64,
+    /// The cart and the product to change, as read under the lock; `None` when the
+    /// statement's snapshot is older than the lock (read it with `load_for_change`).
+    pub read: Option<CartRead>,
 }
 
-/// Authenticates the session and locks and bumps its cart, in one statement of the caller's
-/// transaction; `None` for an unknown, expired or revoked session, or one whose cart has no
-/// row yet (`create_for`). Every change of a cart starts here, so the cart row lock
-/// serialises concurrent changes of one cart.
-pub async fn begin_change(tx: &mut PgConnection, token: &TokenHash) -> Result<Option<LockedCart>, sqlx::Error> {
-    sqlx::query_as!(
-        LockedCart,
-        r#"UPDATE carts c SET version = c.version + 1, updated_at = now()
-           FROM sessions s
-           WHERE s.token_hash = $1 AND s.expires_at > now() AND c.id = s.cart_id
-           RETURNING s.id AS session_id, c.id AS cart_id, c.version, c.updated_at,
-                     s.expires_at AS session_expires_at,
-                     (SELECT revision FROM catalog_revision) AS "catalog_revision!""#,
-        &token.0
-    )
-    .fetch_optional(tx)
-    .await
+/// Carts locked by `lock_many`, one entry per request, and the transaction's timestamp.
+pub struct LockedCarts {
+    /// `None`: no live session of that token, or its cart has no row yet (`create_for`).
+    pub carts: Vec<Option<LockedCart>>,
+    pub now: DateTime<Utc>,
 }
 
-/// `begin_change` and `load_for_change` in one statement (one round trip fewer on every cart
-/// change). The statement reads the cart as of its snapshot, taken before it locked the cart:
-/// when the cart's version in that snapshot is the one the lock found (`version - 1`), nobody
-/// changed the cart in between (every change bumps it) and the lines read are current; when
-/// it is not, a concurrent change was waited for, and the snapshot is `None`: read it again
-/// with `load_for_change`.
-pub async fn begin_change_and_load(
-    tx: &mut PgConnection,
-    token: &TokenHash,
-    sku: &str,
-) -> Result<Option<(LockedCart, Option<CartRead>)>, sqlx::Error> {
+/// Authenticates the sessions of `tokens`, locks their carts and reads them with the product
+/// `skus[i]` of each request (`""`: none), in one statement of the caller's transaction.
+/// Every change of a cart starts here, so the cart row lock serialises the changes of one
+/// cart; the carts of a batch are locked in id order, so two batches cannot deadlock on them.
+///
+/// The statement reads the carts as of its snapshot, taken before it waited for their locks.
+/// When a cart's version in that snapshot is the one the lock found, nobody changed the cart
+/// in between (every change bumps it) and the lines read are current; when it is not, the
+/// read is `None`.
+pub async fn lock_many(tx: &mut PgConnection, tokens: &[Vec<u8>], skus: &[String]) -> Result<LockedCarts, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"WITH locked AS (
-               UPDATE carts c SET version = c.version + 1, updated_at = now()
-               FROM sessions s
-               WHERE s.token_hash = $1 AND s.expires_at > now() AND c.id = s.cart_id
-               RETURNING s.id AS session_id, c.id AS cart_id, c.version, c.updated_at, s.expires_at AS session_expires_at
+        r#"WITH request AS (
+               SELECT r.i, r.token_hash, r.sku
+               FROM unnest($1::bytea[], $2::text[]) WITH ORDINALITY AS r(token_hash, sku, i)
+           ), session AS (
+               SELECT q.i, q.sku, s.id AS session_id, s.cart_id, s.expires_at
+               FROM request q JOIN sessions s ON s.token_hash = q.token_hash AND s.expires_at > now()
+           ), locked AS MATERIALIZED (
+               SELECT c.id, c.version FROM carts c
+               WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
+               ORDER BY c.id
+               FOR UPDATE
+           ), seen AS (
+               SELECT c.id, c.version, c.updated_at FROM carts c
+               WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
            )
-           SELECT k.session_id AS "session_id!", k.cart_id AS "cart_id!", k.version AS "version!",
-                  k.updated_at AS "updated_at!", k.session_expires_at AS "session_expires_at!",
-                  seen.version AS seen_version, r.revision,
+           SELECT q.i AS "i!", q.session_id AS "session_id!", q.expires_at AS "session_expires_at!",
+                  k.id AS "cart_id!", k.version AS "version!",
+                  seen.version AS "seen_version!", seen.updated_at AS "updated_at!", r.revision AS "revision!", now() AS "now!",
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
                   t.price_currency AS "target_currency?: Currency", t.available AS "target_available?"
-           FROM locked k
-           JOIN carts seen ON seen.id = k.cart_id
+           FROM session q
+           JOIN locked k ON k.id = q.cart_id
+           JOIN seen ON seen.id = k.id
            CROSS JOIN catalog_revision r
-           LEFT JOIN product_offers t ON t.sku = $2
-           LEFT JOIN cart_contents l ON l.cart_id = k.cart_id
-           ORDER BY l.position"#,
-        &token.0,
-        sku
+           LEFT JOIN product_offers t ON t.sku = q.sku
+           LEFT JOIN cart_contents l ON l.cart_id = k.id
+           ORDER BY q.i, l.position"#,
+        tokens,
+        skus
     )
     .fetch_all(tx)
     .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
+    let mut carts: Vec<Option<LockedCart>> = vec![None; tokens.len()];
+    let now = match rows.first() {
+        Some(first) => first.now,
+        None => Utc::now(),
     };
-    let locked = LockedCart {
-        session_id: first.session_id,
-        cart_id: first.cart_id,
-        version: first.version,
-        updated_at: first.updated_at,
-        session_expires_at: first.session_expires_at,
-        catalog_revision: first.revision,
-    };
-    if first.seen_version != locked.version - 1 {
-        return Ok(Some((locked, None)));
+    let mut rows = rows.into_iter().peekable();
+    while let Some(first) = rows.next() {
+        let i = first.i;
+        let mut lines = vec![(first.sku, first.name, first.quantity, first.price_amount, first.price_currency)];
+        while let Some(row) = rows.next_if(|r| r.i == i) {
+            lines.push((row.sku, row.name, row.quantity, row.price_amount, row.price_currency));
+        }
+        let read = (first.seen_version == first.version).then(|| {
+            let product = LineProduct::found(
+                &first.target_name,
+                first.target_price,
+                &first.target_currency,
+                first.target_available,
+            );
+            (assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()), product)
+        });
+        let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| carts.get_mut(i)) else { continue };
+        *slot = Some(LockedCart {
+            session_id: first.session_id,
+            session_expires_at: first.session_expires_at,
+            cart_id: first.cart_id,
+            version: first.version,
+            read,
+        });
     }
-    let product =
-        LineProduct::found(&first.target_name, first.target_price, &first.target_currency, first.target_available);
-    let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
-    let view = assemble(locked.cart_id, locked.version, locked.updated_at, locked.catalog_revision, lines);
-    Ok(Some((locked, Some((view, product)))))
+    Ok(LockedCarts { carts, now })
 }
 
 /// A cart as a change reads it: the cart, and the product to change (`None`: no such product).
@@ -294,26 +308,53 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
     Ok(Some((view, product)))
 }
 
-pub async fn set_line(tx: &mut PgConnection, cart_id: Uuid, sku: &str, quantity: i32) -> Result<(), sqlx::Error> {
+/// The lines a batch of cart changes writes, net of what the carts held: each (cart, SKU)
+/// at most once, so one statement can write them all.
+#[derive(Debug, Default)]
+pub struct LineWrites {
+    /// Carts changed: each is bumped once (a batch changes a cart once).
+    pub carts: Vec<Uuid>,
+    pub set_cart: Vec<Uuid>,
+    pub set_sku: Vec<String>,
+    pub set_quantity: Vec<i32>,
+    pub removed_cart: Vec<Uuid>,
+    pub removed_sku: Vec<String>,
+    /// Sessions whose expiry slides with this change.
+    pub slide: Vec<Uuid>,
+}
+
+/// Writes a batch of changes to locked carts in one statement: bumps each cart's version,
+/// upserts and deletes lines, and slides the sessions due to slide. It also lifts the
+/// statement timeout for the COMMIT that follows, as `store::commit` does and for the same
+/// reason, in this statement rather than a round trip of its own: the caller then commits
+/// with `Transaction::commit`.
+pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO cart_lines (cart_id, sku, quantity) VALUES ($1, $2, $3)
-           ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity"#,
-        cart_id,
-        sku,
-        quantity
+        r#"WITH bumped AS (
+               UPDATE carts SET version = version + 1, updated_at = now() WHERE id = ANY($1)
+           ), set_lines AS (
+               INSERT INTO cart_lines (cart_id, sku, quantity)
+               SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
+               ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity
+           ), removed AS (
+               DELETE FROM cart_lines l USING unnest($5::uuid[], $6::text[]) AS d(cart_id, sku)
+               WHERE l.cart_id = d.cart_id AND l.sku = d.sku
+           ), slid AS (
+               UPDATE sessions SET expires_at = now() + make_interval(secs => $8)
+               WHERE id = ANY($7) AND expires_at > now()
+           )
+           SELECT set_config('statement_timeout', '0', true) AS "lifted!""#,
+        &w.carts,
+        &w.set_cart,
+        &w.set_sku,
+        &w.set_quantity,
+        &w.removed_cart,
+        &w.removed_sku,
+        &w.slide,
+        session_ttl.as_secs_f64()
     )
-    .execute(tx)
+    .fetch_one(tx)
     .await?;
-    Ok(())
-}
-
-pub async fn remove_line(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2", cart_id, sku).execute(tx).await?;
-    Ok(())
-}
-
-pub async fn clear(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM cart_lines WHERE cart_id = $1", cart_id).execute(tx).await?;
     Ok(())
 }
 
@@ -329,7 +370,7 @@ pub async fn lock_customer_cart(tx: &mut PgConnection, customer_id: &str) -> Res
     sqlx::query_scalar!("SELECT id FROM carts WHERE customer_id = $1 FOR UPDATE", customer_id).fetch_one(tx).await
 }
 
-/// Locks a cart for a change made outside `begin_change` (the attach merge).
+/// Locks a cart for a change made outside `lock_many` (the attach merge).
 pub async fn lock(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT id FROM carts WHERE id = $1 FOR UPDATE", cart_id).fetch_optional(tx).await?;
     Ok(())

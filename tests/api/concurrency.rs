@@ -98,6 +98,112 @@ async fn coalesced_session_reads_keep_read_your_writes_with_thirty_two_shoppers_
     assert!(requests > reads, "no read was shared: {reads} reads for {requests} requests");
 }
 
+#[tokio::test]
+async fn coalesced_cart_changes_keep_read_your_writes_with_thirty_two_shoppers_per_replica() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    a.stocked("TEE", 1999, 50_000).await;
+    let tokens = join_all((0..64).map(|_| a.session())).await;
+    // 64 shoppers, 16 rounds each (1,024 rounds): at any moment 32 change their carts on each
+    // replica, so changes really share transactions; each names the version it read (If-Match)
+    // on the other replica, and each read must see the change acknowledged just before it.
+    join_all(tokens.iter().enumerate().map(|(i, token)| async move {
+        for round in 1..=16i64 {
+            let (writer, reader) = if (round + i as i64) % 2 == 0 { (a, b) } else { (b, a) };
+            let tag = format!("\"{}\"", round - 1);
+            let body = json!({ "sku": "TEE", "quantity": i as i64 % 3 + 1 });
+            let added =
+                writer.request("POST", "/v1/cart/items", Auth::Bearer(token), Some(&body), &[("If-Match", &tag)]).await;
+            added.assert_status(200);
+            assert_eq!(added.body["version"].as_i64(), Some(round), "shopper {i}, round {round}");
+            let cart = reader.cart(token).await;
+            assert_eq!(cart.body["version"].as_i64(), Some(round), "stale read: shopper {i}, round {round}");
+            assert_eq!(
+                cart.body["lines"][0]["quantity"].as_i64(),
+                Some(round * (i as i64 % 3 + 1)),
+                "stale read: shopper {i}, round {round}"
+            );
+        }
+    }))
+    .await;
+    let (mut batches, mut changes) = (0.0, 0.0);
+    for app in &apps {
+        let metrics = app.get("/metrics", Auth::None).await.text;
+        batches += metric(&metrics, "stockcart_cart_change_batches_total");
+        changes += metric(&metrics, "stockcart_cart_changes_total");
+    }
+    assert!(changes >= 1024.0, "every change went through the coalesced changes: {changes}");
+    assert!(changes > batches, "no transaction was shared: {batches} for {changes} changes");
+    apps[0].assert_invariants().await;
+}
+
+#[tokio::test]
+async fn a_refused_change_in_a_shared_transaction_fails_alone() {
+    let apps = spawn_replicas(2, &[]).await;
+    let a = &apps[0];
+    a.stocked("FEW", 500, 3).await;
+    a.stocked("MANY", 500, 1000).await;
+    let tokens = join_all((0..48).map(|_| a.session())).await;
+    for token in &tokens {
+        a.add(token, "MANY", 1).await.assert_status(200);
+    }
+    // At once on one replica: a third ask for more than there is, a third send a stale
+    // If-Match, a third make a good change. Only the first two thirds are refused.
+    let replies = join_all(tokens.iter().enumerate().map(|(i, token)| async move {
+        match i % 3 {
+            0 => a.add(token, "FEW", 4).await,
+            1 => {
+                let body = json!({ "sku": "MANY", "quantity": 1 });
+                a.request("POST", "/v1/cart/items", Auth::Bearer(token), Some(&body), &[("If-Match", "\"0\"")]).await
+            }
+            _ => a.add(token, "MANY", 2).await,
+        }
+    }))
+    .await;
+    for (i, reply) in replies.iter().enumerate() {
+        match i % 3 {
+            0 => {
+                reply.assert_problem(409, "insufficient_stock");
+                assert_eq!(reply.body["shortages"][0]["available"], 3, "{}", reply.text);
+            }
+            1 => {
+                reply.assert_problem(412, "version_mismatch");
+                assert_eq!(reply.header("etag"), Some("\"1\""));
+            }
+            _ => assert_eq!(reply.body["lines"][0]["quantity"], 3, "{}", reply.text),
+        }
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        let cart = apps[1].cart(token).await;
+        let (version, quantity) = if i % 3 == 2 { (2, 3) } else { (1, 1) };
+        assert_eq!(cart.body["version"].as_i64(), Some(version), "shopper {i}: a refused change wrote nothing");
+        assert_eq!(cart.body["lines"][0]["quantity"].as_i64(), Some(quantity), "shopper {i}");
+        assert_eq!(cart.body["lines"].as_array().unwrap().len(), 1, "shopper {i}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_changes_of_one_cart_are_each_applied_once() {
+    let apps = spawn_replicas(2, &[]).await;
+    apps[0].stocked("TEE", 1999, 1000).await;
+    let token = apps[0].session().await;
+    // 40 adds of one cart at once over both replicas, including its very first change (which
+    // creates the cart): many meet in one batch, which must apply them one after another.
+    let replies = join_all((0..40).map(|i| apps[i % 2].add(&token, "TEE", 1))).await;
+    let mut versions: Vec<i64> = replies
+        .iter()
+        .map(|r| {
+            r.assert_status(200);
+            r.body["version"].as_i64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=40).collect::<Vec<_>>(), "one version per change");
+    let cart = apps[1].cart(&token).await;
+    assert_eq!(cart.body["lines"][0]["quantity"], 40);
+    assert_eq!(cart.body["version"], 40);
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))

@@ -1,0 +1,198 @@
+//! One batch of cart changes: BEGIN; lock and read every cart of the batch in one statement;
+//! decide each change in memory; write every line in one statement; COMMIT.
+
+use std::{
+    collections::HashSet,
+    sync::{atomic::Ordering, Arc},
+};
+
+use futures_util::future::join_all;
+use sqlx::PgPool;
+
+use super::{Answer, Change};
+use crate::{
+    config::Settings,
+    error::{is_unreachable, ApiError},
+    metrics::Metrics,
+    store::{
+        carts::{self, CartLine, LineWrites},
+        sessions,
+    },
+};
+
+/// Answers `changes`, one answer each, in order.
+///
+/// A cart changed twice in one batch would need its second change decided on the first's
+/// result and written over it in the same statement; instead the second waits for the next
+/// round, which begins once the first is committed. A statement that fails fails the whole
+/// transaction, so when one does, each change is tried again alone: whatever one change does
+/// to the database then fails that change only (unless the database is out of reach, which
+/// fails them all anyway).
+pub(super) async fn run(
+    pool: &PgPool,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    changes: Vec<Change>,
+) -> Vec<Answer> {
+    let mut answers: Vec<Option<Answer>> = vec![None; changes.len()];
+    let mut pending: Vec<usize> = (0..changes.len()).collect();
+    while !pending.is_empty() {
+        metrics.cart_change_batches.fetch_add(1, Ordering::Relaxed);
+        metrics.cart_changes.fetch_add(pending.len() as u64, Ordering::Relaxed);
+        pending = match transact(pool, settings, &changes, &pending).await {
+            Ok(round) => {
+                for (i, answer) in round.answers {
+                    answers[i] = Some(answer);
+                }
+                round.later
+            }
+            Err(Failure::BeforeCommit(e)) if pending.len() > 1 && !is_unreachable(&e) => {
+                let singles: Vec<[usize; 1]> = pending.iter().map(|&i| [i]).collect();
+                let alone = join_all(singles.iter().map(|one| transact(pool, settings, &changes, one))).await;
+                for (&i, result) in pending.iter().zip(alone) {
+                    answers[i] = Some(match result {
+                        Ok(round) => {
+                            round.answers.into_iter().next().map_or_else(|| Err(ApiError::internal()), |a| a.1)
+                        }
+                        Err(failure) => Err(failure.into_error()),
+                    });
+                }
+                Vec::new()
+            }
+            Err(failure) => {
+                let error = failure.into_error();
+                for &i in &pending {
+                    answers[i] = Some(Err(error.clone()));
+                }
+                Vec::new()
+            }
+        }
+    }
+    answers.into_iter().map(|a| a.unwrap_or_else(|| Err(ApiError::internal()))).collect()
+}
+
+/// What one transaction answered, and the changes left for the next (carts it already changed).
+struct Round {
+    answers: Vec<(usize, Answer)>,
+    later: Vec<usize>,
+}
+
+enum Failure {
+    /// Rolled back: nothing of the batch was written.
+    BeforeCommit(sqlx::Error),
+    /// The COMMIT itself failed: its outcome is unknown, so no change may be tried again here
+    /// (an add tried twice would add twice); the clients learn it is unknown (503) and retry.
+    AtCommit(sqlx::Error),
+}
+
+impl Failure {
+    fn into_error(self) -> ApiError {
+        match self {
+            Failure::BeforeCommit(e) | Failure::AtCommit(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// One transaction for the changes `batch` (indexes into `changes`).
+async fn transact(pool: &PgPool, settings: &Settings, changes: &[Change], batch: &[usize]) -> Result<Round, Failure> {
+    // A batch's statements take arrays whose length varies from batch to batch. PostgreSQL
+    // would plan them afresh for each batch (custom plans), which costs more than running
+    // them; the generic plan (index lookups per element) is right for every length here.
+    let mut tx = pool
+        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .map_err(Failure::BeforeCommit)?;
+    let tokens: Vec<Vec<u8>> = batch.iter().map(|&i| changes[i].token.0.clone()).collect();
+    let skus: Vec<String> = batch.iter().map(|&i| changes[i].op.sku().to_owned()).collect();
+    let mut locked = carts::lock_many(&mut tx, &tokens, &skus).await.map_err(Failure::BeforeCommit)?;
+
+    // A session's first change finds no cart row: make it and lock again. So does a change
+    // that waited for a guest cart which an attach then took away: the session now names its
+    // customer's cart, and the fresh statement finds that. Still nothing: 401.
+    let missing: Vec<usize> = (0..batch.len()).filter(|&k| locked.carts[k].is_none()).collect();
+    if !missing.is_empty() {
+        let tokens: Vec<Vec<u8>> = missing.iter().map(|&k| tokens[k].clone()).collect();
+        let skus: Vec<String> = missing.iter().map(|&k| skus[k].clone()).collect();
+        carts::create_for(&mut tx, &tokens).await.map_err(Failure::BeforeCommit)?;
+        let again = carts::lock_many(&mut tx, &tokens, &skus).await.map_err(Failure::BeforeCommit)?;
+        for (&k, cart) in missing.iter().zip(again.carts) {
+            locked.carts[k] = cart;
+        }
+    }
+
+    let mut round = Round { answers: Vec::with_capacity(batch.len()), later: Vec::new() };
+    let mut changed = HashSet::with_capacity(batch.len());
+    let mut writes = LineWrites::default();
+    for (k, &i) in batch.iter().enumerate() {
+        let change = &changes[i];
+        let Some(cart) = locked.carts[k].take() else {
+            round.answers.push((i, Err(ApiError::unauthorized("unknown, expired or revoked session token"))));
+            continue;
+        };
+        if !changed.insert(cart.cart_id) {
+            round.later.push(i);
+            continue;
+        }
+        let (mut view, product) = match cart.read {
+            Some(read) => read,
+            // A change of another batch came between the statement's snapshot and the lock:
+            // read the cart again, under the lock.
+            None => match carts::load_for_change(&mut tx, cart.cart_id, change.op.sku())
+                .await
+                .map_err(Failure::BeforeCommit)?
+            {
+                Some(read) => read,
+                None => {
+                    round.answers.push((i, Err(ApiError::internal())));
+                    continue;
+                }
+            },
+        };
+        if change.expected.as_ref().is_some_and(|e| !e.matches(view.version)) {
+            let current = view.to_json(&settings.currency);
+            round.answers.push((i, Err(ApiError::version_mismatch(view.version, current))));
+            continue;
+        }
+        let before = view.lines.clone();
+        if let Err(refused) = change.op.apply(&mut view, product.as_ref()) {
+            round.answers.push((i, Err(refused)));
+            continue;
+        }
+        view.version += 1;
+        view.updated_at = locked.now;
+        net_lines(view.id, &before, &view.lines, &mut writes);
+        writes.carts.push(view.id);
+        if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
+            writes.slide.push(cart.session_id);
+        }
+        round.answers.push((i, Ok(view)));
+    }
+
+    if writes.carts.is_empty() {
+        // Every change was refused: nothing to write or wait for.
+        let _ = tx.rollback().await;
+        return Ok(round);
+    }
+    carts::write_changes(&mut tx, &writes, settings.session_ttl).await.map_err(Failure::BeforeCommit)?;
+    // `write_changes` lifted the statement timeout for it (see `store::commit`).
+    tx.commit().await.map_err(Failure::AtCommit)?;
+    Ok(round)
+}
+
+/// The line writes that take a cart's lines from `before` to `after`: each changed or new
+/// line upserted, each dropped line deleted.
+fn net_lines(cart: uuid::Uuid, before: &[CartLine], after: &[CartLine], writes: &mut LineWrites) {
+    for line in after {
+        if !before.iter().any(|b| b.sku == line.sku && b.quantity == line.quantity) {
+            writes.set_cart.push(cart);
+            writes.set_sku.push(line.sku.clone());
+            writes.set_quantity.push(line.quantity);
+        }
+    }
+    for line in before {
+        if !after.iter().any(|a| a.sku == line.sku) {
+            writes.removed_cart.push(cart);
+            writes.removed_sku.push(line.sku.clone());
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Cart changes, coalesced: the concurrent changes of different carts on a replica share one
+//! transaction, as checkouts share theirs (`checkout/`).
+//!
+//! Why: a change of one cart is little work inside PostgreSQL (a row locked and bumped, a line
+//! upserted) but five round trips (BEGIN, lock and read, write, the commit's timeout lift,
+//! COMMIT), and at a few thousand changes a second the round trips, not the work, are what the
+//! database and the replica spend their time on. A batch pays them once for every change in
+//! it; with no contention a batch is one change and goes at once.
+//!
+//! What a shopper sees does not change: each change is decided in memory against its own cart
+//! as read under the cart's row lock, so one cart's 412 or 409 never fails another, and its
+//! answer is sent only after the batch's commit, so every replica's next read sees it.
+//!
+//! - `mod.rs`: the change a request asks for and the rules that decide it (written once for
+//!   every cart endpoint), and the replica's queue of changes.
+//! - `batch.rs`: what one batch does in the database, and what a failed batch means for the
+//!   changes in it.
+
+mod batch;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::{
+    coalesce::{Coalescer, Unanswered},
+    config::Settings,
+    domain::{ExpectedVersion, Invalid, Quantity, Sku, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY},
+    error::ApiError,
+    metrics::Metrics,
+    problem::{Problem, Shortage},
+    store::carts::{CartView, LineProduct},
+};
+
+/// Batches in flight at once per replica: one in the database while the next one forms.
+/// More would split the waiting changes into smaller batches, each paying the round trips.
+const WRITERS: usize = 2;
+/// At most this many changes per batch: a bound on the statements' arrays, not a target.
+const MAX_BATCH: usize = 128;
+
+/// What a request asks to do to its session's cart.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `POST /v1/cart/items`: add `quantity` to the SKU's line.
+    Add { sku: Sku, quantity: Quantity },
+    /// `PUT /v1/cart/items/{sku}`: set the line to `quantity`; `None` (0) removes it.
+    Set { sku: Sku, quantity: Option<Quantity> },
+    /// `DELETE /v1/cart/items/{sku}`: removing an absent line is fine.
+    Remove { sku: Sku },
+    /// `DELETE /v1/cart`.
+    Clear,
+}
+
+/// One request's change: whose cart, which version it expects (If-Match), what to do.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub token: TokenHash,
+    pub expected: Option<ExpectedVersion>,
+    pub op: Op,
+}
+
+impl Op {
+    /// The SKU whose product the change reads ("" for none).
+    fn sku(&self) -> &str {
+        match self {
+            Op::Add { sku, .. } | Op::Set { sku, .. } | Op::Remove { sku } => sku.as_str(),
+            Op::Clear => "",
+        }
+    }
+
+    /// Applies the change to `cart`, as read under its lock with the product the change
+    /// names (`None`: no such product). On `Err` the cart is left as it was and nothing is
+    /// written for this change. The cart rules live here, once for every endpoint.
+    fn apply(&self, cart: &mut CartView, product: Option<&LineProduct>) -> Result<(), ApiError> {
+        match self {
+            Op::Add { sku, quantity } => {
+                let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
+                let current = cart.quantity_of(sku.as_str());
+                let new_quantity = i64::from(current.unwrap_or(0)) + i64::from(quantity.get());
+                if new_quantity > MAX_LINE_QUANTITY {
+                    return Err(Invalid::new(
+                        Problem::InvalidQuantity,
+                        format!("a line holds at most {MAX_LINE_QUANTITY}"),
+                    )
+                    .into());
+                }
+                set_line(cart, sku, new_quantity, product)
+            }
+            Op::Set { sku, quantity } => {
+                let product = product.ok_or_else(|| ApiError::unknown_sku(sku.as_str()))?;
+                match quantity {
+                    None => {
+                        cart.remove_line(sku.as_str());
+                        Ok(())
+                    }
+                    Some(quantity) => set_line(cart, sku, quantity.get().into(), product),
+                }
+            }
+            Op::Remove { sku } => {
+                cart.remove_line(sku.as_str());
+                Ok(())
+            }
+            Op::Clear => {
+                cart.lines.clear();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sets a line to `quantity` (at most 999, checked by the caller): a new line needs room in
+/// the cart, and no line may ask for more than is available now (a soft check: checkout holds
+/// the hard guarantee).
+fn set_line(cart: &mut CartView, sku: &Sku, quantity: i64, product: &LineProduct) -> Result<(), ApiError> {
+    let sku = sku.as_str();
+    if cart.quantity_of(sku).is_none() && cart.lines.len() as i64 >= MAX_CART_LINES {
+        return Err(Invalid::new(Problem::CartFull, format!("a cart holds at most {MAX_CART_LINES} lines")).into());
+    }
+    if quantity > product.available {
+        return Err(ApiError::insufficient_stock(
+            format!("only {} of {sku} are available", product.available),
+            &[Shortage { sku, requested: quantity, available: product.available }],
+        ));
+    }
+    // At most 999, so it fits.
+    cart.set_line(sku, quantity as i32, product);
+    Ok(())
+}
+
+/// The cart after the change, or why the change was refused.
+pub type Answer = Result<CartView, ApiError>;
+
+/// The replica's queue of cart changes. Clones share it.
+#[derive(Clone)]
+pub struct CartChanges(Coalescer<Change, Answer>);
+
+impl CartChanges {
+    pub fn start(pool: PgPool, settings: Arc<Settings>, metrics: Arc<Metrics>) -> CartChanges {
+        CartChanges(Coalescer::start(WRITERS, MAX_BATCH, move |changes| {
+            let (pool, settings, metrics) = (pool.clone(), settings.clone(), metrics.clone());
+            async move { batch::run(&pool, &settings, &metrics, changes).await }
+        }))
+    }
+
+    /// Makes `change`, in a batch that began after this call: answered once committed.
+    pub async fn make(&self, change: Change) -> Answer {
+        self.0.call(change).await.unwrap_or_else(|e| {
+            Err(match e {
+                Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
+                Unanswered::Lost => ApiError::internal(),
+            })
+        })
+    }
+}

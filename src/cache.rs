@@ -14,24 +14,35 @@ use actix_web::web::{self, Bytes};
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, store::carts::CartView};
 
 #[derive(Clone)]
 pub struct CachedCart {
     pub version: i64,
     pub catalog_revision: i64,
     pub body: Bytes,
+    /// The cart the body was rendered from: a change of it made on this replica starts from
+    /// these lines instead of reading them again (`cart_changes`), when the cart's version
+    /// and the catalog revision under the change's lock are still these.
+    pub view: Arc<CartView>,
 }
 
+/// Clones share the entries.
+#[derive(Clone)]
 pub struct CartCache {
     entries: Option<Cache<Uuid, Arc<CachedCart>>>,
+    /// The cart a session token last named when it changed its cart here: a hint only, which
+    /// lets a change find its cached cart before its statement says which cart the session
+    /// names now (an attach may have moved it; the statement then finds a different cart).
+    carts_of: Option<Cache<Vec<u8>, Uuid>>,
     metrics: web::Data<Metrics>,
 }
 
 impl CartCache {
     pub fn new(capacity: u64, idle: Duration, metrics: web::Data<Metrics>) -> CartCache {
         let entries = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
-        CartCache { entries, metrics }
+        let carts_of = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
+        CartCache { entries, carts_of, metrics }
     }
 
     /// The cached body, if it was assembled at exactly this cart version and catalog revision.
@@ -55,6 +66,20 @@ impl CartCache {
             let newer_cached = c.get(&cart_id).is_some_and(|old| old.version > entry.version);
             if !newer_cached {
                 c.insert(cart_id, Arc::new(entry));
+            }
+        }
+    }
+
+    /// The cart a session token's last change here was made to, as cached (see `carts_of`).
+    pub fn last_cart_of(&self, token: &[u8]) -> Option<Arc<CachedCart>> {
+        let cart_id = self.carts_of.as_ref()?.get(token)?;
+        self.entries.as_ref()?.get(&cart_id)
+    }
+
+    pub fn remember_cart_of(&self, token: &[u8], cart_id: Uuid) {
+        if let Some(c) = &self.carts_of {
+            if c.get(token) != Some(cart_id) {
+                c.insert(token.to_vec(), cart_id);
             }
         }
     }

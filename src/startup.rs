@@ -178,6 +178,7 @@ impl Application {
         let readiness = web::Data::new(Readiness::new(readiness_pool(&pool)));
         let settings = Arc::new(settings);
         let views_pool = views_pool(&settings, &pool);
+        let carts = CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone());
         let state = web::Data::new(AppState {
             checkouts: Checkouts::start(
                 pool.clone(),
@@ -186,9 +187,14 @@ impl Application {
                 settings.checkout_batch,
             ),
             sessions: SessionReads::start(pool.clone(), metrics.clone().into_inner()),
-            cart_changes: CartChanges::start(pool.clone(), settings.clone(), metrics.clone().into_inner()),
+            cart_changes: CartChanges::start(
+                pool.clone(),
+                settings.clone(),
+                metrics.clone().into_inner(),
+                carts.clone(),
+            ),
             pool: pool.clone(),
-            carts: CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone()),
+            carts,
             settings: settings.clone(),
             admin_token: admin_token.clone(),
             metrics: metrics.clone(),

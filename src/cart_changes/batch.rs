@@ -11,11 +11,12 @@ use sqlx::PgPool;
 
 use super::{Answer, Change};
 use crate::{
+    cache::CartCache,
     config::Settings,
     error::{is_unreachable, ApiError},
     metrics::Metrics,
     store::{
-        carts::{self, CartLine, LineWrites},
+        carts::{self, CartLine, CartView, LineWrites},
         sessions,
     },
 };
@@ -32,14 +33,16 @@ pub(super) async fn run(
     pool: &PgPool,
     settings: &Settings,
     metrics: &Arc<Metrics>,
+    carts: &CartCache,
     changes: Vec<Change>,
 ) -> Vec<Answer> {
+    let db = Db { pool, settings, carts };
     let mut answers: Vec<Option<Answer>> = vec![None; changes.len()];
     let mut pending: Vec<usize> = (0..changes.len()).collect();
     while !pending.is_empty() {
         metrics.cart_change_batches.fetch_add(1, Ordering::Relaxed);
         metrics.cart_changes.fetch_add(pending.len() as u64, Ordering::Relaxed);
-        pending = match transact(pool, settings, &changes, &pending).await {
+        pending = match transact(&db, &changes, &pending).await {
             Ok(round) => {
                 for (i, answer) in round.answers {
                     answers[i] = Some(answer);
@@ -48,7 +51,7 @@ pub(super) async fn run(
             }
             Err(Failure::BeforeCommit(e)) if pending.len() > 1 && !is_unreachable(&e) => {
                 let singles: Vec<[usize; 1]> = pending.iter().map(|&i| [i]).collect();
-                let alone = join_all(singles.iter().map(|one| transact(pool, settings, &changes, one))).await;
+                let alone = join_all(singles.iter().map(|one| transact(&db, &changes, one))).await;
                 for (&i, result) in pending.iter().zip(alone) {
                     answers[i] = Some(match result {
                         Ok(round) => {
@@ -93,8 +96,18 @@ impl Failure {
     }
 }
 
+/// What a transaction works with.
+struct Db<'a> {
+    pool: &'a PgPool,
+    settings: &'a Settings,
+    /// Carts this replica answered last: a change of one that is still current needs no
+    /// read of its lines.
+    carts: &'a CartCache,
+}
+
 /// One transaction for the changes `batch` (indexes into `changes`).
-async fn transact(pool: &PgPool, settings: &Settings, changes: &[Change], batch: &[usize]) -> Result<Round, Failure> {
+async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Round, Failure> {
+    let Db { pool, settings, carts: cache } = *db;
     // A batch's statements take arrays whose length varies from batch to batch. PostgreSQL
     // would plan them afresh for each batch (custom plans), which costs more than running
     // them; the generic plan (index lookups per element) is right for every length here.
@@ -104,7 +117,12 @@ async fn transact(pool: &PgPool, settings: &Settings, changes: &[Change], batch:
         .map_err(Failure::BeforeCommit)?;
     let tokens: Vec<Vec<u8>> = batch.iter().map(|&i| changes[i].token.0.clone()).collect();
     let skus: Vec<String> = batch.iter().map(|&i| changes[i].op.sku().to_owned()).collect();
-    let mut locked = carts::lock_many(&mut tx, &tokens, &skus).await.map_err(Failure::BeforeCommit)?;
+    // Version 0 is a cart not written yet, dated by its session until its row exists.
+    let known: Vec<Option<Arc<CartView>>> = tokens
+        .iter()
+        .map(|token| cache.last_cart_of(token).map(|c| c.view.clone()).filter(|v| v.version > 0))
+        .collect();
+    let mut locked = carts::lock_many(&mut tx, &tokens, &skus, &known).await.map_err(Failure::BeforeCommit)?;
 
     // A session's first change finds no cart row: make it and lock again. So does a change
     // that waited for a guest cart which an attach then took away: the session now names its
@@ -114,7 +132,8 @@ async fn transact(pool: &PgPool, settings: &Settings, changes: &[Change], batch:
         let tokens: Vec<Vec<u8>> = missing.iter().map(|&k| tokens[k].clone()).collect();
         let skus: Vec<String> = missing.iter().map(|&k| skus[k].clone()).collect();
         carts::create_for(&mut tx, &tokens).await.map_err(Failure::BeforeCommit)?;
-        let again = carts::lock_many(&mut tx, &tokens, &skus).await.map_err(Failure::BeforeCommit)?;
+        let known = vec![None; tokens.len()];
+        let again = carts::lock_many(&mut tx, &tokens, &skus, &known).await.map_err(Failure::BeforeCommit)?;
         for (&k, cart) in missing.iter().zip(again.carts) {
             locked.carts[k] = cart;
         }
@@ -129,6 +148,7 @@ async fn transact(pool: &PgPool, settings: &Settings, changes: &[Change], batch:
             round.answers.push((i, Err(ApiError::unauthorized("unknown, expired or revoked session token"))));
             continue;
         };
+        cache.remember_cart_of(&change.token.0, cart.cart_id);
         if !changed.insert(cart.cart_id) {
             round.later.push(i);
             continue;

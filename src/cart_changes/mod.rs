@@ -23,6 +23,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::{
+    cache::CartCache,
     coalesce::{Coalescer, Unanswered},
     config::Settings,
     domain::{ExpectedVersion, Invalid, Quantity, Sku, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY},
@@ -135,10 +136,10 @@ pub type Answer = Result<CartView, ApiError>;
 pub struct CartChanges(Coalescer<Change, Answer>);
 
 impl CartChanges {
-    pub fn start(pool: PgPool, settings: Arc<Settings>, metrics: Arc<Metrics>) -> CartChanges {
+    pub fn start(pool: PgPool, settings: Arc<Settings>, metrics: Arc<Metrics>, carts: CartCache) -> CartChanges {
         CartChanges(Coalescer::start(WRITERS, MAX_BATCH, move |changes| {
-            let (pool, settings, metrics) = (pool.clone(), settings.clone(), metrics.clone());
-            async move { batch::run(&pool, &settings, &metrics, changes).await }
+            let (pool, settings, metrics, carts) = (pool.clone(), settings.clone(), metrics.clone(), carts.clone());
+            async move { batch::run(&pool, &settings, &metrics, &carts, changes).await }
         }))
     }
 

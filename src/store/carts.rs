@@ -1,7 +1,7 @@
 //! Carts and their lines. A cart's `version` is bumped by every change, in the change's
 //! transaction, and its row lock serialises concurrent changes of one cart.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -175,17 +175,30 @@ pub struct LockedCarts {
 /// Every change of a cart starts here, so the cart row lock serialises the changes of one
 /// cart; the carts of a batch are locked in id order, so two batches cannot deadlock on them.
 ///
+/// `known[i]` is the cart the caller last saw for that token, if any: when the locked cart
+/// is that cart at that version and catalog revision, its lines are not read again (every
+/// change bumps the version, every product change the revision, so they are these).
+///
 /// The statement reads the carts as of its snapshot, taken before it waited for their locks.
 /// When a cart's version in that snapshot is the one the lock found, nobody changed the cart
-/// in between (every change bumps it) and the lines read are current; when it is not, the
-/// read is `None`.
-pub async fn lock_many(tx: &mut PgConnection, tokens: &[Vec<u8>], skus: &[String]) -> Result<LockedCarts, sqlx::Error> {
+/// in between and the lines read are current; when it is not, the read is `None`.
+pub async fn lock_many(
+    tx: &mut PgConnection,
+    tokens: &[Vec<u8>],
+    skus: &[String],
+    known: &[Option<Arc<CartView>>],
+) -> Result<LockedCarts, sqlx::Error> {
+    let known_cart: Vec<Uuid> = known.iter().map(|k| k.as_ref().map_or(Uuid::nil(), |k| k.id)).collect();
+    let known_version: Vec<i64> = known.iter().map(|k| k.as_ref().map_or(-1, |k| k.version)).collect();
+    let known_revision: Vec<i64> = known.iter().map(|k| k.as_ref().map_or(-1, |k| k.catalog_revision)).collect();
     let rows = sqlx::query!(
         r#"WITH request AS (
-               SELECT r.i, r.token_hash, r.sku
-               FROM unnest($1::bytea[], $2::text[]) WITH ORDINALITY AS r(token_hash, sku, i)
+               SELECT r.*
+               FROM unnest($1::bytea[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[])
+                    WITH ORDINALITY AS r(token_hash, sku, known_cart, known_version, known_revision, i)
            ), session AS (
-               SELECT q.i, q.sku, s.id AS session_id, s.cart_id, s.expires_at
+               SELECT q.i, q.sku, q.known_cart, q.known_version, q.known_revision,
+                      s.id AS session_id, s.cart_id, s.expires_at
                FROM request q JOIN sessions s ON s.token_hash = q.token_hash AND s.expires_at > now()
            ), locked AS MATERIALIZED (
                SELECT c.id, c.version FROM carts c
@@ -195,23 +208,31 @@ pub async fn lock_many(tx: &mut PgConnection, tokens: &[Vec<u8>], skus: &[String
            ), seen AS (
                SELECT c.id, c.version, c.updated_at FROM carts c
                WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
+           ), decided AS (
+               SELECT q.*, k.version, seen.version AS seen_version, seen.updated_at, r.revision,
+                      (k.id = q.known_cart AND k.version = q.known_version AND r.revision = q.known_revision) AS known
+               FROM session q
+               JOIN locked k ON k.id = q.cart_id
+               JOIN seen ON seen.id = k.id
+               CROSS JOIN catalog_revision r
            )
-           SELECT q.i AS "i!", q.session_id AS "session_id!", q.expires_at AS "session_expires_at!",
-                  k.id AS "cart_id!", k.version AS "version!",
-                  seen.version AS "seen_version!", seen.updated_at AS "updated_at!", r.revision AS "revision!", now() AS "now!",
+           SELECT d.i AS "i!", d.session_id AS "session_id!", d.expires_at AS "session_expires_at!",
+                  d.cart_id AS "cart_id!", d.version AS "version!",
+                  d.seen_version AS "seen_version!", d.updated_at AS "updated_at!", d.revision AS "revision!",
+                  d.known AS "known!", now() AS "now!",
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
                   t.price_currency AS "target_currency?: Currency", t.available AS "target_available?"
-           FROM session q
-           JOIN locked k ON k.id = q.cart_id
-           JOIN seen ON seen.id = k.id
-           CROSS JOIN catalog_revision r
-           LEFT JOIN product_offers t ON t.sku = q.sku
-           LEFT JOIN cart_contents l ON l.cart_id = k.id
-           ORDER BY q.i, l.position"#,
+           FROM decided d
+           LEFT JOIN product_offers t ON t.sku = d.sku
+           LEFT JOIN cart_contents l ON l.cart_id = d.cart_id AND NOT d.known
+           ORDER BY d.i, l.position"#,
         tokens,
-        skus
+        skus,
+        &known_cart,
+        &known_version,
+        &known_revision
     )
     .fetch_all(tx)
     .await?;
@@ -227,6 +248,7 @@ pub async fn lock_many(tx: &mut PgConnection, tokens: &[Vec<u8>], skus: &[String
         while let Some(row) = rows.next_if(|r| r.i == i) {
             lines.push((row.sku, row.name, row.quantity, row.price_amount, row.price_currency));
         }
+        let Some(k) = usize::try_from(i - 1).ok().filter(|&k| k < carts.len()) else { continue };
         let read = (first.seen_version == first.version).then(|| {
             let product = LineProduct::found(
                 &first.target_name,
@@ -234,10 +256,13 @@ pub async fn lock_many(tx: &mut PgConnection, tokens: &[Vec<u8>], skus: &[String
                 &first.target_currency,
                 first.target_available,
             );
-            (assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()), product)
+            let view = match &known[k] {
+                Some(known) if first.known => CartView::clone(known),
+                _ => assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()),
+            };
+            (view, product)
         });
-        let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| carts.get_mut(i)) else { continue };
-        *slot = Some(LockedCart {
+        carts[k] = Some(LockedCart {
             session_id: first.session_id,
             session_expires_at: first.session_expires_at,
             cart_id: first.cart_id,

@@ -18,5 +18,5 @@ pub async fn handle(shopper: Shopper, state: State) -> ApiResult<HttpResponse> {
     let cart = carts::load(&mut conn, shopper.cart_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("this session's cart is gone; start a new session"))?;
-    Ok(cart_response(&state, &cart))
+    Ok(cart_response(&state, cart))
 }

@@ -29,5 +29,5 @@ async fn change(
 ) -> ApiResult<HttpResponse> {
     let expected = if_match(req)?;
     let cart = state.cart_changes.make(Change { token, expected, op }).await?;
-    Ok(cart_response(state, &cart))
+    Ok(cart_response(state, cart))
 }

@@ -48,5 +48,5 @@ pub async fn handle(_: Admin, state: State, JsonBody(body): JsonBody) -> ApiResu
     let cart = carts::load(&mut tx, cart_id).await?.ok_or_else(ApiError::internal)?;
     crate::store::commit(tx).await?;
     state.carts.invalidate(guest_cart);
-    Ok(cart_response(&state, &cart))
+    Ok(cart_response(&state, cart))
 }

@@ -98,13 +98,15 @@ out.append("- The ceilings are single SQL statements (or one 9-statement transac
 out.append("- Warm get cart is one indexed read (session, cart version, catalog revision) plus the cached body: one round trip like the "
            "ceiling's, an indexed join instead of `SELECT 1`; directly against one replica (the ceiling's own shape) it comes closest; through haproxy the extra hop costs more, on this 2-core "
            "machine where the balancer competes for the same CPU.")
-out.append("- Add to cart is 4 round trips (BEGIN; authenticate the session, lock and bump its cart and read it with the product; upsert; COMMIT) "
-           "against the ceiling's one statement: PostgreSQL's CPU is the limit (see the profile below).")
-out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout.rs`): the sessions' reads, the hot SKU's row lock "
+out.append("- Add to cart is coalesced per replica (`src/cart_changes/`): the changes waiting when a batch starts share one transaction of four round trips "
+           "(BEGIN; lock and read every cart of the batch; write every line, bump and session slide; COMMIT), each change decided in memory. "
+           "A cart this replica answered last at the same version is not read again. The whole machine is busy (replicas, PostgreSQL, haproxy, wrk on "
+           "2 cores): the work left per add is answering the whole cart over HTTP and the rows written, which the ceiling's one UPDATE does not do.")
+out.append("- Checkout coalesces the concurrent checkouts of a replica into one transaction (`src/checkout/`): the sessions' reads, the hot SKU's row lock "
            "and the commit are shared by a whole batch, whose worker keeps one warm connection while checkouts keep coming. Each order still writes about "
            "ten rows (idempotency key, order, lines, ledger movements, outbox events, cart), which the ceilings do not; the key is written once, "
            "already naming its order, so nothing is rewritten while the batch holds the hot SKU's row.")
-out.append("- A system-wide profile of the add-to-cart run before the cart path went from 7 to 5 round trips (`perf record -a -g`, 6 s at full load, 2,128 adds/s): PostgreSQL 56% of the machine, "
+out.append("- A system-wide profile of the add-to-cart run before cart changes were coalesced, when each took 5 round trips (`perf record -a -g`, 6 s at full load, 2,128 adds/s): PostgreSQL 56% of the machine, "
            "the two replicas 31%, haproxy 6%, wrk 3%, idle under 1%. Most of PostgreSQL's share is kernel time spent per round trip "
            "(context switches and wakeups: `finish_task_switch`, spin-lock releases, virtio notifications), not query execution: "
            "fewer round trips per operation is the lever, not faster SQL.")

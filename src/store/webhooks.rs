@@ -258,10 +258,16 @@ pub async fn claim(
                    SELECT d.id FROM webhook_deliveries d
                    WHERE d.endpoint_id = room.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= now()
                      AND (d.lease_until IS NULL OR d.lease_until < now())
-                     AND NOT EXISTS (
-                         SELECT 1 FROM webhook_deliveries p
-                         WHERE p.endpoint_id = d.endpoint_id AND p.key = d.key AND p.status = 'pending'
-                           AND (p.event_id, p.id) < (d.event_id, d.id))
+                     -- The first pending delivery of its key. Written as a lookup of that
+                     -- first one rather than NOT EXISTS an earlier one: with the statistics of
+                     -- an empty table (a new deployment, or right after an ANALYZE) the planner
+                     -- ran NOT EXISTS as an anti-join over every pending delivery of the
+                     -- endpoint for each candidate: 1.2 s for 64 claims over 20,000 pending.
+                     AND d.id = (
+                         SELECT f.id FROM webhook_deliveries f
+                         WHERE f.endpoint_id = d.endpoint_id AND f.key = d.key AND f.status = 'pending'
+                         ORDER BY f.event_id, f.id
+                         LIMIT 1)
                    ORDER BY d.next_attempt_at, d.id
                    LIMIT room.room
                    FOR UPDATE OF d SKIP LOCKED

@@ -221,9 +221,10 @@ fn lock(lane: &Mutex<Lane>) -> std::sync::MutexGuard<'_, Lane> {
 /// already allows (a lease runs out, a delivery is sent again); planning loses its deliveries
 /// and its cursor move together, so nothing is missed or planned twice.
 ///
-/// Its statements are planned for their parameters each time: a claim planned once, while
-/// the deliveries table was empty or just analyzed, went on taking seconds per turn under a
-/// checkout rush while the same statement planned afresh took milliseconds.
+/// Its statements are planned for their parameters each time, not once for the connection's
+/// life: on a connection opened while the deliveries table was empty, the claim took seconds
+/// per turn under a checkout rush (into the statement timeout); on connections opened later
+/// the same load was claimed in milliseconds.
 fn worker_pool(pool: &PgPool) -> PgPool {
     let options = pool
         .connect_options()

@@ -16,6 +16,8 @@ USAGE: stockcart loadgen [OPTIONS]
   --admins N             admin actors paying and shipping orders (mixed) [default: 2]
   --duration D           how long to run, like 30s or 2m [default: 30s]
   --requests N           stop after about N measured requests (whichever comes first)
+  --rate N               at most N iterations per second over all users (a checkout, in the
+                         checkout scenario), evenly paced: an open load below the ceiling
   --skus N               catalog size [default: 200]
   --stock N              units of each SKU at the start [default: 1000000]
   --zipf S               Zipf exponent of SKU popularity [default: 1.1]
@@ -59,6 +61,7 @@ pub struct Options {
     pub admins: usize,
     pub duration: Duration,
     pub requests: Option<u64>,
+    pub rate: Option<f64>,
     pub skus: usize,
     pub stock: i64,
     pub zipf: f64,
@@ -86,6 +89,7 @@ impl Default for Options {
             admins: 2,
             duration: Duration::from_secs(30),
             requests: None,
+            rate: None,
             skus: 200,
             stock: 1_000_000,
             zipf: 1.1,
@@ -145,6 +149,13 @@ impl Options {
                 "--admins" => o.admins = number(value()?)? as usize,
                 "--duration" => o.duration = parse_duration(&value()?)?,
                 "--requests" => o.requests = Some(number(value()?)?),
+                "--rate" => {
+                    let rate: f64 = value()?.parse().map_err(|_| "--rate: not a number".to_string())?;
+                    if !(rate.is_finite() && rate > 0.0) {
+                        return Err("--rate: a positive number".into());
+                    }
+                    o.rate = Some(rate);
+                }
                 "--skus" => o.skus = number(value()?)?.clamp(1, 100_000) as usize,
                 "--stock" => o.stock = number(value()?)?.min(1_000_000_000) as i64,
                 "--zipf" => o.zipf = value()?.parse().map_err(|_| "--zipf: not a number".to_string())?,

@@ -169,7 +169,23 @@ impl Shopper {
         let stopped = || stop.load(Ordering::Relaxed) || Instant::now() >= deadline;
         let (stop_seen, give_up) = (std::sync::OnceLock::new(), self.options.give_up);
         let checkout_gives_up = || stopped() && stop_seen.get_or_init(Instant::now).elapsed() >= give_up;
+        let mut pace = self.options.rate.map(|rate| {
+            let every = Duration::from_secs_f64(self.options.users as f64 / rate);
+            // Users start spread over one period, so the load is even rather than in waves.
+            let first = Instant::now() + every.mul_f64(self.id as f64 / self.options.users as f64);
+            let mut pace = tokio::time::interval_at(first.into(), every);
+            // Behind the pace, the next iteration starts at once and the rest keep their spacing:
+            // no burst to catch up, so the offered load never exceeds the rate.
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            pace
+        });
         while !stopped() {
+            if let Some(pace) = pace.as_mut() {
+                tokio::select! {
+                    _ = pace.tick() => {}
+                    _ = tokio::time::sleep_until(deadline.into()) => break,
+                }
+            }
             if budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_err() {
                 break;
             }

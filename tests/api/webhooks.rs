@@ -513,3 +513,78 @@ async fn internal_addresses_are_refused_unless_allowed() {
     allowed.get("/v1/admin/webhooks/not-a-uuid", Auth::Admin).await.assert_problem(404, "unknown_webhook");
     app.get("/v1/admin/webhooks", Auth::None).await.assert_problem(401, "unauthorized");
 }
+
+/// The worker's statements on their own, on a database no worker touches: one claim covers
+/// every endpoint, each within its room, and takes only the first pending delivery of a key;
+/// a lease given back is claimable at once with its attempt undone; an outcome counts only
+/// for the claim that sent it.
+#[tokio::test]
+async fn one_claim_covers_every_endpoint_in_key_order_and_released_leases_come_back() {
+    use stockcart::store::webhooks::{self, Outcome, Outcomes, Rooms};
+    use uuid::Uuid;
+
+    let url = fresh_database().await;
+    let mut conn: sqlx::PgConnection = sqlx::Connection::connect(&url).await.unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for id in [a, b] {
+        sqlx::query("INSERT INTO webhook_endpoints (id, url, secret, cursor) VALUES ($1, 'http://x', '\\x00', 0)")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Per endpoint, events 1..=6 on keys k0, k1, k2, k0, k1, k2.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, key, body)
+         SELECT e, g, 'stock.changed', 'k' || ((g - 1) % 3), '{}'
+         FROM unnest($1::uuid[]) e CROSS JOIN generate_series(1, 6) g ORDER BY e, g",
+    )
+    .bind(vec![a, b])
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(60);
+    let event_ids = |claimed: &[webhooks::Claimed], endpoint: Uuid| -> Vec<i64> {
+        claimed.iter().filter(|c| c.endpoint_id == endpoint).map(|c| c.event_id).collect()
+    };
+
+    // `a` has room for 2, `b` (not listed) the default 10: the first of each key only.
+    let first = Uuid::new_v4();
+    let rooms = Rooms { endpoints: vec![a], rooms: vec![2], default_room: 10 };
+    let claimed = webhooks::claim(&mut conn, first, &rooms, lease).await.unwrap();
+    assert_eq!(event_ids(&claimed, a), [1, 2]);
+    assert_eq!(event_ids(&claimed, b), [1, 2, 3]);
+    assert!(claimed.iter().all(|c| c.attempts == 1));
+
+    // Nothing more while those are leased, except `a`'s third key.
+    let second = Uuid::new_v4();
+    let rooms = Rooms { endpoints: vec![a, b], rooms: vec![10, 10], default_room: 0 };
+    let more = webhooks::claim(&mut conn, second, &rooms, lease).await.unwrap();
+    assert_eq!(event_ids(&more, a), [3]);
+    assert!(event_ids(&more, b).is_empty());
+
+    // Given back: claimable at once, its attempt undone. Not given back under another claim.
+    let a1 = claimed.iter().find(|c| c.endpoint_id == a && c.event_id == 1).unwrap().id;
+    let a2 = claimed.iter().find(|c| c.endpoint_id == a && c.event_id == 2).unwrap().id;
+    webhooks::release(&mut conn, &[a1, a2], &[first, second]).await.unwrap();
+    let again = webhooks::claim(&mut conn, Uuid::new_v4(), &rooms, lease).await.unwrap();
+    assert_eq!(event_ids(&again, a), [1]);
+    assert_eq!(again[0].attempts, 1, "the given-back lease did not count as an attempt");
+
+    // An outcome under a claim that no longer holds is ignored; under its own, it counts and
+    // the key's next event becomes claimable.
+    let b1 = claimed.iter().find(|c| c.endpoint_id == b && c.event_id == 1).unwrap().id;
+    let mut stale = Outcomes::default();
+    stale.push(a1, first, Outcome::Succeeded { status_code: 200 });
+    stale.push(b1, first, Outcome::Succeeded { status_code: 200 });
+    webhooks::record(&mut conn, &stale, Duration::from_secs(86_400)).await.unwrap();
+    let status: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, status FROM webhook_deliveries WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![a1, b1])
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(status, [(a1, "pending".to_owned()), (b1, "succeeded".to_owned())]);
+    let next = webhooks::claim(&mut conn, Uuid::new_v4(), &rooms, lease).await.unwrap();
+    assert_eq!(event_ids(&next, b), [4]);
+}

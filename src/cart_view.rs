@@ -11,7 +11,7 @@ use crate::{cache::CachedCart, error::etag, state::AppState, store::carts::CartV
 
 /// Answers a cart with its ETag, and keeps the assembled body for the next read.
 pub fn cart_response(state: &AppState, cart: CartView) -> HttpResponse {
-    let body = Bytes::from(cart.to_json(&state.settings.currency).to_string());
+    let body = Bytes::from(cart.to_bytes(&state.settings.currency));
     let version = cart.version;
     state.carts.put(
         cart.id,

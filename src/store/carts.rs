@@ -4,11 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Currency, Money, MAX_CART_LINES, MAX_LINE_QUANTITY};
+use crate::domain::{Currency, MAX_CART_LINES, MAX_LINE_QUANTITY};
 
 #[derive(Debug, Clone)]
 pub struct CartLine {
@@ -52,31 +53,69 @@ impl CartView {
         self.lines.retain(|l| l.sku != sku);
     }
 
+    /// The cart as the API answers it.
     pub fn to_json(&self, currency: &Currency) -> Value {
-        let lines: Vec<Value> = self
+        serde_json::to_value(self.body(currency)).unwrap_or(Value::Null)
+    }
+
+    /// The answer's bytes, serialised straight from the cart: no JSON tree in between (one
+    /// allocation per field otherwise, on every cart change answered).
+    pub fn to_bytes(&self, currency: &Currency) -> Vec<u8> {
+        serde_json::to_vec(&self.body(currency)).unwrap_or_default()
+    }
+
+    fn body<'a>(&'a self, currency: &'a Currency) -> CartBody<'a> {
+        let lines = self
             .lines
             .iter()
-            .map(|l| {
-                json!({
-                    "sku": l.sku,
-                    "name": l.name,
-                    "quantity": l.quantity,
-                    "unit_price": Money::new(l.unit_price, l.currency.clone()),
-                    "line_total": Money::new(l.unit_price * i64::from(l.quantity), l.currency.clone()),
-                })
+            .map(|l| LineBody {
+                line_total: MoneyRef { amount: l.unit_price * i64::from(l.quantity), currency: &l.currency },
+                name: &l.name,
+                quantity: l.quantity,
+                sku: &l.sku,
+                unit_price: MoneyRef { amount: l.unit_price, currency: &l.currency },
             })
             .collect();
-        let subtotal: i64 = self.lines.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum();
-        let item_count: i64 = self.lines.iter().map(|l| i64::from(l.quantity)).sum();
-        json!({
-            "id": self.id,
-            "version": self.version,
-            "lines": lines,
-            "item_count": item_count,
-            "subtotal": Money::new(subtotal, currency.clone()),
-            "updated_at": super::timestamp(&self.updated_at),
-        })
+        CartBody {
+            id: self.id,
+            item_count: self.lines.iter().map(|l| i64::from(l.quantity)).sum(),
+            lines,
+            subtotal: MoneyRef {
+                amount: self.lines.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum(),
+                currency,
+            },
+            updated_at: super::timestamp(&self.updated_at),
+            version: self.version,
+        }
     }
+}
+
+// The answer's shape (the contract's cart). Fields in alphabetical order, the order the JSON
+// tree this replaced wrote them in, so the bytes are as before.
+#[derive(Serialize)]
+struct CartBody<'a> {
+    id: Uuid,
+    item_count: i64,
+    lines: Vec<LineBody<'a>>,
+    subtotal: MoneyRef<'a>,
+    updated_at: String,
+    version: i64,
+}
+
+#[derive(Serialize)]
+struct LineBody<'a> {
+    line_total: MoneyRef<'a>,
+    name: &'a str,
+    quantity: i32,
+    sku: &'a str,
+    unit_price: MoneyRef<'a>,
+}
+
+/// `Money` without owning its currency.
+#[derive(Serialize)]
+struct MoneyRef<'a> {
+    amount: i64,
+    currency: &'a Currency,
 }
 
 /// A cart's rows as the LEFT JOINs return them: an empty cart is one row of NULL lines.

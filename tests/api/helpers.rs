@@ -206,7 +206,14 @@ pub async fn spawn_with_pool(db_url: &str, settings: Settings, pool: PgPool) -> 
     let handle = app.server_handle();
     tokio::spawn(app.run_until_stopped());
     let db = PgPoolOptions::new().max_connections(4).connect_lazy(db_url).unwrap();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    // Idle connections are dropped well before the server's keep-alive (5 s) closes them: a
+    // request sent on a connection the server is closing that moment fails with
+    // IncompleteMessage (seen in CI after a test waited seconds for PostgreSQL to stop).
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
     TestApp { address, db_url: db_url.to_owned(), db, client, handle }
 }
 

@@ -78,6 +78,11 @@ impl ApiError {
     }
 
     /// 404 for a SKU that names no product (or cannot name one).
+    /// 401 for a bearer token that names no live session.
+    pub fn unknown_session() -> ApiError {
+        ApiError::unauthorized("unknown, expired or revoked session token")
+    }
+
     pub fn unknown_sku(sku: &str) -> ApiError {
         ApiError::new(Problem::UnknownSku, format!("no product with sku {sku:?}"))
     }
@@ -134,6 +139,16 @@ impl ResponseError for ApiError {
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> ApiError {
         ApiError::new(invalid.problem, invalid.detail)
+    }
+}
+
+/// A coalesced statement's request that got no answer (`coalesce.rs`).
+impl From<crate::coalesce::Unanswered> for ApiError {
+    fn from(e: crate::coalesce::Unanswered) -> ApiError {
+        match e {
+            crate::coalesce::Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
+            crate::coalesce::Unanswered::Lost => ApiError::internal(),
+        }
     }
 }
 

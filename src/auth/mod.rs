@@ -71,11 +71,7 @@ impl FromRequest for Shopper {
         let state = state(req);
         Box::pin(async move {
             let hash = token.ok_or_else(|| ApiError::unauthorized("a session token is required"))?;
-            let row: SessionRow = state
-                .sessions
-                .read(hash)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("unknown, expired or revoked session token"))?;
+            let row: SessionRow = state.sessions.read(hash).await?.ok_or_else(ApiError::unknown_session)?;
             let ttl = state.settings.session_ttl;
             let mut expires_at = row.expires_at;
             if sessions::needs_slide(expires_at, ttl) {

@@ -8,7 +8,7 @@ use std::sync::{atomic::Ordering, Arc};
 use sqlx::PgPool;
 
 use crate::{
-    coalesce::{Coalescer, Unanswered},
+    coalesce::Coalescer,
     domain::TokenHash,
     error::ApiError,
     metrics::Metrics,
@@ -44,12 +44,7 @@ impl SessionReads {
     /// The live session of `hash`, with its cart's version and the catalog revision, read
     /// after this call began. `None`: unknown, expired or revoked.
     pub async fn read(&self, hash: TokenHash) -> Answer {
-        self.0.call(hash).await.unwrap_or_else(|e| {
-            Err(match e {
-                Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
-                Unanswered::Lost => ApiError::internal(),
-            })
-        })
+        self.0.call(hash).await.unwrap_or_else(|e| Err(e.into()))
     }
 }
 

@@ -145,7 +145,7 @@ async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
     for (k, &i) in batch.iter().enumerate() {
         let change = &changes[i];
         let Some(cart) = locked.carts[k].take() else {
-            round.answers.push((i, Err(ApiError::unauthorized("unknown, expired or revoked session token"))));
+            round.answers.push((i, Err(ApiError::unknown_session())));
             continue;
         };
         cache.remember_cart_of(&change.token.0, cart.cart_id);

@@ -24,7 +24,7 @@ use sqlx::PgPool;
 
 use crate::{
     cache::CartCache,
-    coalesce::{Coalescer, Unanswered},
+    coalesce::Coalescer,
     config::Settings,
     domain::{ExpectedVersion, Invalid, Quantity, Sku, TokenHash, MAX_CART_LINES, MAX_LINE_QUANTITY},
     error::ApiError,
@@ -145,11 +145,6 @@ impl CartChanges {
 
     /// Makes `change`, in a batch that began after this call: answered once committed.
     pub async fn make(&self, change: Change) -> Answer {
-        self.0.call(change).await.unwrap_or_else(|e| {
-            Err(match e {
-                Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
-                Unanswered::Lost => ApiError::internal(),
-            })
-        })
+        self.0.call(change).await.unwrap_or_else(|e| Err(e.into()))
     }
 }

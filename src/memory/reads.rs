@@ -12,7 +12,7 @@ use std::sync::{atomic::Ordering, Arc};
 use sqlx::PgPool;
 
 use crate::{
-    coalesce::{Coalescer, Unanswered},
+    coalesce::Coalescer,
     domain::TokenHash,
     error::ApiError,
     metrics::Metrics,
@@ -57,12 +57,7 @@ impl ViewReads {
     /// The product `sku`, read after this call began, its view recorded in the list of the
     /// session of `hash` if that is a live session. `None`: no such product.
     pub async fn read(&self, hash: TokenHash, sku: &str) -> Answer {
-        self.0.call((hash, sku.to_owned())).await.unwrap_or_else(|e| {
-            Err(ReadFailure::Fatal(match e {
-                Unanswered::Stopping => ApiError::unavailable("this replica is shutting down; try again"),
-                Unanswered::Lost => ApiError::internal(),
-            }))
-        })
+        self.0.call((hash, sku.to_owned())).await.unwrap_or_else(|e| Err(ReadFailure::Fatal(e.into())))
     }
 }
 

@@ -31,7 +31,15 @@ pub struct Step {
 /// transaction under the cursor's row lock. `None` when another replica holds the lock: it is
 /// doing the same work, and waiting for it would only make this replica redo nothing.
 pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>, sqlx::Error> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Not waiting for the WAL flush: the rollups are derived, and the cursor moves in the same
+    // transaction, so a crash that loses this commit loses the step whole and it is done again.
+    // No request waits for a step, so the requests' statement timeout does not apply: a step
+    // that timed out would be retried over the same events and time out again, forever.
+    let mut tx = sqlx::Connection::begin_with(
+        &mut *conn,
+        "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10min'",
+    )
+    .await?;
     let Some(cursor) =
         sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor FOR UPDATE SKIP LOCKED")
             .fetch_optional(&mut *tx)
@@ -66,16 +74,6 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
                INSERT INTO report_hourly AS r
                SELECT * FROM hourly_sums
                ON CONFLICT (sku, hour) DO UPDATE SET
-                   received = r.received + EXCLUDED.received, sold = r.sold + EXCLUDED.sold,
-                   revenue = r.revenue + EXCLUDED.revenue, released = r.released + EXCLUDED.released,
-                   shipped = r.shipped + EXCLUDED.shipped, adjusted = r.adjusted + EXCLUDED.adjusted,
-                   reserved_delta = r.reserved_delta + EXCLUDED.reserved_delta
-           ), daily AS (
-               INSERT INTO report_daily AS r
-               SELECT sku, date_trunc('day', hour, 'UTC'), sum(received), sum(sold), sum(revenue), sum(released),
-                      sum(shipped), sum(adjusted), sum(reserved_delta)
-               FROM hourly_sums GROUP BY 1, 2
-               ON CONFLICT (sku, day) DO UPDATE SET
                    received = r.received + EXCLUDED.received, sold = r.sold + EXCLUDED.sold,
                    revenue = r.revenue + EXCLUDED.revenue, released = r.released + EXCLUDED.released,
                    shipped = r.shipped + EXCLUDED.shipped, adjusted = r.adjusted + EXCLUDED.adjusted,
@@ -341,13 +339,23 @@ pub async fn buckets(
     to: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, sqlx::Error> {
     if daily {
+        // Days are summed from hours (V13 dropped the daily rollup: one upsert fewer per SKU
+        // in every follower step, and a year of one SKU is at most 8,784 hourly rows). A day
+        // starting before `to` counts whole, as a bucket does.
+        let day = chrono::TimeDelta::days(1);
+        let through = chrono::DurationRound::duration_trunc(to, day).unwrap_or(to);
+        let through = if through < to { through + day } else { through };
         sqlx::query_as!(
             Bucket,
-            r#"SELECT day AS start, received, sold, released, shipped, adjusted, reserved_delta
-               FROM report_daily WHERE sku = $1 AND day >= $2 AND day < $3 ORDER BY day"#,
+            r#"SELECT date_trunc('day', hour, 'UTC') AS "start!", sum(received)::int8 AS "received!",
+                      sum(sold)::int8 AS "sold!", sum(released)::int8 AS "released!",
+                      sum(shipped)::int8 AS "shipped!", sum(adjusted)::int8 AS "adjusted!",
+                      sum(reserved_delta)::int8 AS "reserved_delta!"
+               FROM report_hourly WHERE sku = $1 AND hour >= $2 AND hour < $3
+               GROUP BY 1 ORDER BY 1"#,
             sku,
             from,
-            to
+            through
         )
         .fetch_all(conn)
         .await

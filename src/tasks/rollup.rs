@@ -11,9 +11,12 @@ use crate::{
     store::reports::{self, Step},
 };
 
-/// Events per step: large enough to catch up quickly, small enough that one transaction
-/// holds few row locks and a report's tail stays short behind a busy log.
-pub const BATCH: i64 = 5000;
+/// Events per step. A step's cost is mostly one upsert per SKU it touches, so a larger step
+/// costs less per event (measured on a spread checkout's log over 10,000 SKUs: 15-17 us per
+/// event in steps of 5,000, 12-14 us in steps of 20,000, 10 us in steps of 40,000). Under a
+/// full checkout load (~10,000 events/s) a 1 s tick now takes the whole second in one step;
+/// the locks it holds are the follower's own rows, which no write path takes.
+pub const BATCH: i64 = 20_000;
 
 pub async fn run(state: Arc<AppState>) {
     if state.settings.rollup_interval.is_zero() {

@@ -359,10 +359,12 @@ async fn followers_on_two_replicas_at_once_count_each_movement_once() {
         r#"WITH ledger AS (
                SELECT sku, sum(received) AS received, count(*) AS n FROM report_movement_facts GROUP BY sku
            ), hourly AS (SELECT sku, sum(received) AS received FROM report_hourly WHERE sku <> '*' GROUP BY sku),
-           daily AS (SELECT sku, sum(received) AS received FROM report_daily WHERE sku <> '*' GROUP BY sku)
+           running AS (SELECT DISTINCT ON (sku) sku, received FROM report_running ORDER BY sku, hour DESC),
+           totals AS (SELECT sku, received FROM report_last_movement)
            SELECT count(*) FROM ledger l
-           LEFT JOIN hourly h USING (sku) LEFT JOIN daily d USING (sku)
-           WHERE h.received IS DISTINCT FROM l.received OR d.received IS DISTINCT FROM l.received"#,
+           LEFT JOIN hourly h USING (sku) LEFT JOIN running r USING (sku) LEFT JOIN totals t USING (sku)
+           WHERE h.received IS DISTINCT FROM l.received OR coalesce(r.received, 0) IS DISTINCT FROM l.received
+              OR coalesce(t.received, 0) IS DISTINCT FROM l.received"#,
     )
     .fetch_one(&replicas[0].db)
     .await

@@ -44,52 +44,51 @@ pub async fn read_and_record(
                SELECT a.n, s.cart_id FROM sessions s JOIN asked a ON a.token_hash = s.token_hash
                WHERE s.token_hash = ANY($1) AND s.expires_at > now()
            ), fresh AS (
-               -- One row per (cart, product), the latest request's: ON CONFLICT DO UPDATE may
-               -- not touch a row twice in one statement. At most RECENT_LIMIT per cart: older
-               -- ones would be trimmed at once, and the trim below cannot see rows this
-               -- statement inserts. `pos` 1 is the cart's latest view in the batch.
-               SELECT cart_id, sku, pos, count(*) OVER (PARTITION BY cart_id) AS fresh FROM (
-                   SELECT cart_id, sku, row_number() OVER (PARTITION BY cart_id ORDER BY n DESC) AS pos FROM (
-                       SELECT DISTINCT ON (w.cart_id, a.sku) w.cart_id, a.sku, a.n
-                       FROM asked a JOIN viewer w ON w.n = a.n JOIN product ON product.sku = a.sku
-                       ORDER BY w.cart_id, a.sku, a.n DESC
-                   ) latest
-               ) ranked
-               WHERE pos <= $3
+               -- Each cart's views in the batch: its products, each once (at its latest
+               -- request), latest first. One list row per cart: ON CONFLICT DO UPDATE may not
+               -- touch a row twice in one statement.
+               SELECT cart_id, array_agg(sku ORDER BY n DESC) AS skus FROM (
+                   SELECT DISTINCT ON (w.cart_id, a.sku) w.cart_id, a.sku, a.n
+                   FROM asked a JOIN viewer w ON w.n = a.n JOIN product ON product.sku = a.sku
+                   ORDER BY w.cart_id, a.sku, a.n DESC
+               ) latest
+               GROUP BY cart_id
            ), seen AS (
-               -- A cart's views of one batch are a microsecond apart, in the order they
-               -- arrived, so that the list's order is never a tie; the latest one is at the
-               -- statement's clock, after every view acknowledged before it was sent. Rows are
-               -- locked in key order, so two batches touching the same rows cannot deadlock on
-               -- them.
-               INSERT INTO recent_views (cart_id, sku, viewed_at)
-               SELECT f.cart_id, f.sku, at.now - (f.pos - 1) * interval '1 microsecond'
+               -- A view is one update of its cart's list row, in place (a HOT update: V14):
+               -- the batch's views first, then the list's other products, RECENT_LIMIT in
+               -- all. A cart's views of one batch are a microsecond apart, in the order they
+               -- arrived, so that the order is never a tie; the latest one is at the
+               -- statement's clock, after every view acknowledged before it was sent, and
+               -- after the list's newest (a batch that took the row's lock before this one
+               -- may have read the clock later). Rows are locked in key order, so two batches
+               -- touching the same lists cannot deadlock on them.
+               INSERT INTO recent_view_lists AS l (cart_id, skus, viewed_at)
+               SELECT f.cart_id, f.skus[:$3::int8::int4],
+                      array(SELECT at.now - (i - 1) * interval '1 microsecond'
+                            FROM generate_series(1, least(cardinality(f.skus), $3)) i)
                FROM fresh f, (SELECT clock_timestamp() AS now) at
-               ORDER BY f.cart_id, f.sku
-               ON CONFLICT (cart_id, sku) DO UPDATE SET viewed_at = EXCLUDED.viewed_at
-               RETURNING cart_id, sku
-           ), trimmed AS (
-               -- The snapshot does not see the views just recorded: of a cart's other rows,
-               -- keep the newest RECENT_LIMIT minus its fresh views, which with them make
-               -- RECENT_LIMIT.
-               DELETE FROM recent_views r
-               USING (
-                   SELECT cart_id, sku FROM (
-                       SELECT v.cart_id, v.sku, c.fresh,
-                              row_number() OVER (PARTITION BY v.cart_id ORDER BY v.viewed_at DESC) AS pos
-                       FROM recent_views v JOIN (SELECT DISTINCT cart_id, fresh FROM fresh) c ON c.cart_id = v.cart_id
-                       WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.cart_id = v.cart_id AND f.sku = v.sku)
-                   ) others
-                   WHERE pos > $3 - fresh
-               ) old
-               WHERE r.cart_id = old.cart_id AND r.sku = old.sku
+               ORDER BY f.cart_id
+               ON CONFLICT (cart_id) DO UPDATE SET (skus, viewed_at) = (
+                   SELECT array_agg(k.sku ORDER BY k.ord), array_agg(k.at ORDER BY k.ord) FROM (
+                       SELECT e.sku, e.ord,
+                              e.at + greatest(interval '0', l.viewed_at[1] + interval '1 microsecond'
+                                                            - EXCLUDED.viewed_at[cardinality(EXCLUDED.viewed_at)]) AS at
+                       FROM unnest(EXCLUDED.skus, EXCLUDED.viewed_at) WITH ORDINALITY e (sku, at, ord)
+                       UNION ALL
+                       SELECT o.sku, $3 + o.ord, o.at
+                       FROM unnest(l.skus, l.viewed_at) WITH ORDINALITY o (sku, at, ord)
+                       WHERE o.sku <> ALL (EXCLUDED.skus)
+                       ORDER BY 2 LIMIT $3
+                   ) k
+               )
+               RETURNING l.cart_id, l.skus
            )
            SELECT a.n AS "n!", product.sku AS "sku!", product.name AS "name!",
                   product.price_amount AS "price_amount!", product.price_currency AS "price_currency!: Currency",
                   product.low_stock_threshold AS "low_stock_threshold!", product.available AS "available!",
                   EXISTS (
                       SELECT 1 FROM viewer w JOIN seen ON seen.cart_id = w.cart_id
-                      WHERE w.n = a.n AND seen.sku = a.sku
+                      WHERE w.n = a.n AND a.sku = ANY (seen.skus)
                   ) AS "recorded!"
            FROM asked a JOIN product ON product.sku = a.sku"#,
         token_hashes,
@@ -130,12 +129,14 @@ pub async fn recently_viewed(
                   s.low_stock_threshold AS "low_stock_threshold?", s.on_hand - s.reserved AS "available?"
            FROM (SELECT 1) one
            LEFT JOIN LATERAL (
-               SELECT v.sku, v.viewed_at FROM recent_views v JOIN viewer ON v.cart_id = viewer.cart_id
-               ORDER BY v.viewed_at DESC LIMIT $2
+               SELECT v.sku, v.pos
+               FROM recent_view_lists l JOIN viewer ON l.cart_id = viewer.cart_id,
+                    unnest(l.skus) WITH ORDINALITY AS v (sku, pos)
+               ORDER BY v.pos LIMIT $2
            ) v ON true
            LEFT JOIN products p ON p.sku = v.sku
            LEFT JOIN stock_levels s ON s.sku = v.sku
-           ORDER BY v.viewed_at DESC"#,
+           ORDER BY v.pos"#,
         token_hash,
         limit
     )
@@ -161,26 +162,29 @@ pub async fn recently_viewed(
 }
 
 /// Moves a guest cart's views to the customer's cart at attach (the newer view of a product
-/// both have wins), in the caller's transaction, before the guest cart is deleted.
+/// both have wins; the newest `RECENT_LIMIT` are kept), in the caller's transaction, before the
+/// guest cart is deleted.
 pub async fn merge(conn: &mut PgConnection, from_cart: uuid::Uuid, into_cart: uuid::Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"WITH moved AS (
-               INSERT INTO recent_views (cart_id, sku, viewed_at)
-               SELECT $2, sku, viewed_at FROM recent_views WHERE cart_id = $1
-               ON CONFLICT (cart_id, sku) DO UPDATE SET viewed_at = greatest(recent_views.viewed_at, EXCLUDED.viewed_at)
+        r#"WITH guest AS (
+               DELETE FROM recent_view_lists WHERE cart_id = $1 RETURNING skus, viewed_at
            )
-           DELETE FROM recent_views WHERE cart_id = $1"#,
+           INSERT INTO recent_view_lists AS l (cart_id, skus, viewed_at)
+           SELECT $2, skus, viewed_at FROM guest
+           ON CONFLICT (cart_id) DO UPDATE SET (skus, viewed_at) = (
+               SELECT array_agg(k.sku ORDER BY k.at DESC, k.sku), array_agg(k.at ORDER BY k.at DESC, k.sku) FROM (
+                   SELECT sku, at FROM (
+                       SELECT DISTINCT ON (sku) sku, at FROM (
+                           SELECT * FROM unnest(EXCLUDED.skus, EXCLUDED.viewed_at) AS g (sku, at)
+                           UNION ALL
+                           SELECT * FROM unnest(l.skus, l.viewed_at) AS c (sku, at)
+                       ) both_lists
+                       ORDER BY sku, at DESC
+                   ) latest
+                   ORDER BY at DESC, sku LIMIT $3
+               ) k
+           )"#,
         from_cart,
-        into_cart
-    )
-    .execute(&mut *conn)
-    .await?;
-    // Keep the merged list bounded like any other.
-    sqlx::query!(
-        r#"DELETE FROM recent_views r USING (
-               SELECT sku FROM recent_views WHERE cart_id = $1 ORDER BY viewed_at DESC OFFSET $2
-           ) old
-           WHERE r.cart_id = $1 AND r.sku = old.sku"#,
         into_cart,
         RECENT_LIMIT
     )
@@ -195,12 +199,12 @@ pub async fn merge(conn: &mut PgConnection, from_cart: uuid::Uuid, into_cart: uu
 pub async fn purge_orphans(conn: &mut PgConnection, limit: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
         r#"WITH gone AS (
-               SELECT DISTINCT v.cart_id FROM recent_views v
-               WHERE NOT EXISTS (SELECT 1 FROM carts c WHERE c.id = v.cart_id)
-                 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.cart_id = v.cart_id)
+               SELECT l.cart_id FROM recent_view_lists l
+               WHERE NOT EXISTS (SELECT 1 FROM carts c WHERE c.id = l.cart_id)
+                 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.cart_id = l.cart_id)
                LIMIT $1
            ), deleted AS (
-               DELETE FROM recent_views v USING gone WHERE v.cart_id = gone.cart_id
+               DELETE FROM recent_view_lists l USING gone WHERE l.cart_id = gone.cart_id
            )
            SELECT count(*) AS "count!" FROM gone"#,
         limit

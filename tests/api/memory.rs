@@ -130,7 +130,7 @@ async fn popular_products_count_views_on_every_replica() {
 async fn the_product_read_answers_while_recording_fails_and_the_failure_is_counted() {
     let url = fresh_database().await;
     // The views table is out of reach: every recording fails.
-    let Some(role_url) = crate::helpers::data_only_role(&url, &["recent_views"]).await else {
+    let Some(role_url) = crate::helpers::data_only_role(&url, &["recent_view_lists"]).await else {
         eprintln!("skipped: DATABASE_URL does not log in as `postgres`, so the role cannot be swapped in");
         return;
     };

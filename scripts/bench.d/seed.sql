@@ -6,7 +6,8 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'shipped', 300, 'EUR', now() - inte
 FROM generate_series(1, 10000);
 INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_price, line_total)
 SELECT o.id, l, 'LG-' || lpad(((abs(hashtext(o.id::text)) + l) % 100)::text, 5, '0'), 'history', 1, 100, 100
-FROM orders o, generate_series(0, 2) l;
+FROM orders o, generate_series(0, 2) l
+WHERE NOT EXISTS (SELECT 1 FROM order_lines x WHERE x.order_id = o.id);
 CREATE TEMP TABLE bench_tokens AS
 SELECT 'bench_' || g || '_' || md5(random()::text) AS token, gen_random_uuid() AS cart_id FROM generate_series(1, :tokens) g;
 INSERT INTO carts (id) SELECT cart_id FROM bench_tokens;

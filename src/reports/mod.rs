@@ -195,7 +195,7 @@ pub async fn stock(
 ) -> Result<(Vec<StockItem>, Option<StockCursor>), sqlx::Error> {
     let w = q.window;
     let cursor = rstore::begin_snapshot(conn).await?;
-    let rows = rstore::stock_rows(conn, w.start, w.now).await?;
+    let rows = rstore::stock_rows(conn, cursor, w.start, w.now).await?;
     let tail = rstore::tail(conn, cursor).await?;
     let mut tail_by_sku: BTreeMap<&str, Vec<&Fact>> = BTreeMap::new();
     for f in &tail {
@@ -291,7 +291,7 @@ pub async fn top(
     limit: usize,
 ) -> Result<Vec<TopItem>, sqlx::Error> {
     let cursor = rstore::begin_snapshot(conn).await?;
-    let rows = rstore::sales(conn, window.start).await?;
+    let rows = rstore::sales(conn, cursor, window.start).await?;
     let tail = rstore::tail(conn, cursor).await?;
     let mut sales: BTreeMap<String, (String, i64, i64)> =
         rows.into_iter().map(|r| (r.sku, (r.name, r.units, r.revenue))).collect();

@@ -5,17 +5,21 @@
 //! Rollup rows under the SKU `*` (not a valid SKU) sum every SKU, so a series over the whole
 //! catalog reads one row per bucket instead of one per SKU. Window sums per SKU (stock health,
 //! best sellers) read the running totals of V12 instead: the last row minus the last row
-//! before the window, whatever its length.
+//! before the window, whatever its length. The running totals are written per completed hour
+//! (V15), so the step spares most movements that upsert; the few hours not yet written are
+//! summed from `report_hourly`.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 /// Where the rollups stand: every movement up to `seeded_through`, and every movement whose
-/// event is at or before `position`, is in them.
+/// event is at or before `position`, is in them. `report_running` is exact for the hours before
+/// `running_from` only (V15); later hours are read from `report_hourly`.
 #[derive(Debug, Clone, Copy)]
 pub struct Cursor {
     pub position: i64,
     pub seeded_through: i64,
+    pub running_from: DateTime<Utc>,
 }
 
 /// What the follower did in one step.
@@ -40,13 +44,16 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
         "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL statement_timeout = '10min'",
     )
     .await?;
-    let Some(cursor) =
-        sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor FOR UPDATE SKIP LOCKED")
-            .fetch_optional(&mut *tx)
-            .await?
+    let Some(cursor) = sqlx::query_as!(
+        Cursor,
+        "SELECT position, seeded_through, running_from FROM report_cursor FOR UPDATE SKIP LOCKED"
+    )
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         return Ok(None);
     };
+    let running_from = complete_hours(&mut tx, cursor.running_from).await?;
     let step = sqlx::query_as!(
         Step,
         r#"WITH batch AS (
@@ -84,12 +91,15 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
            ), touched AS (
                -- The hours whose running totals change: those of the batch, and every later
                -- row of the SKU (a sale counts at the hour its order was placed, maybe long ago).
+               -- Only hours before running_from: later ones are read from report_hourly (V15),
+               -- which spares the common case, a movement of the current hour, this upsert.
                SELECT sku, hour, sum(sold) AS sold, sum(received) AS received, sum(revenue) AS revenue FROM (
-                   SELECT sku, hour, sold, received, revenue FROM changes
+                   SELECT sku, hour, sold, received, revenue FROM changes WHERE hour < $4
                    UNION ALL
                    SELECT r.sku, r.hour, 0, 0, 0
                    FROM report_running r
-                   JOIN (SELECT sku, min(hour) AS hour FROM changes GROUP BY sku) f ON r.sku = f.sku AND r.hour > f.hour
+                   JOIN (SELECT sku, min(hour) AS hour FROM changes WHERE hour < $4 GROUP BY sku) f
+                     ON r.sku = f.sku AND r.hour > f.hour AND r.hour < $4
                ) t GROUP BY sku, hour
            ), running AS (
                INSERT INTO report_running AS r (sku, hour, sold, received, revenue)
@@ -156,12 +166,55 @@ pub async fn roll_up(conn: &mut PgConnection, limit: i64) -> Result<Option<Step>
            SELECT (SELECT count(*) FROM batch) AS "events!", (SELECT count(*) FROM facts) AS "movements!""#,
         cursor.position,
         limit,
-        cursor.seeded_through
+        cursor.seeded_through,
+        running_from
     )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Some(step))
+}
+
+/// Writes the running totals of the hours completed since `from` (`report_running` is exact
+/// before `running_from`, V15) once the clock has passed into a new hour, and moves
+/// `running_from` up to it; returns it. Once an hour: the SKUs that moved since `from`, one row
+/// per hour that changed their totals. Any replica's clock will do: an hour written early only
+/// means its later movements go to `report_running` in the step, as older hours' do.
+async fn complete_hours(conn: &mut PgConnection, from: DateTime<Utc>) -> Result<DateTime<Utc>, sqlx::Error> {
+    let now = Utc::now();
+    let hour = chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::hours(1)).unwrap_or(now);
+    if hour <= from {
+        return Ok(from);
+    }
+    // Rows from `from` on are unread and may be stale (an older binary may have written them).
+    sqlx::query!(
+        "DELETE FROM report_running r USING report_last_movement m WHERE m.at >= $1 AND r.sku = m.sku AND r.hour >= $1",
+        from
+    )
+    .execute(&mut *conn)
+    .await?;
+    // A sale counts at the hour its order was placed, never after the movement: every SKU with
+    // an hourly row from `from` on has its last movement from `from` on.
+    sqlx::query!(
+        "INSERT INTO report_running (sku, hour, sold, received, revenue)
+         SELECT h.sku, h.hour, coalesce(b.sold, 0) + sum(h.sold) OVER w, coalesce(b.received, 0) + sum(h.received) OVER w,
+                coalesce(b.revenue, 0) + sum(h.revenue) OVER w
+         FROM report_last_movement m
+         JOIN report_hourly h ON h.sku = m.sku AND h.hour >= $1 AND h.hour < $2
+                                AND (h.sold <> 0 OR h.received <> 0 OR h.revenue <> 0)
+         LEFT JOIN LATERAL (
+             SELECT sold, received, revenue FROM report_running p
+             WHERE p.sku = m.sku AND p.hour < $1 ORDER BY p.hour DESC LIMIT 1
+         ) b ON true
+         WHERE m.at >= $1
+         WINDOW w AS (PARTITION BY h.sku ORDER BY h.hour)",
+        from,
+        hour
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!("UPDATE report_cursor SET running_from = $1", hour).execute(&mut *conn).await?;
+    Ok(hour)
 }
 
 /// Opens the snapshot a report reads: the rollups, their cursor and the newest movements must
@@ -171,7 +224,9 @@ pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<Cursor, sqlx::Err
     // A report's plan over 10,000 SKUs costs enough for JIT, whose compilation (15 ms or more)
     // takes longer than the query it would speed up.
     sqlx::query!("SET LOCAL jit = off").execute(&mut *conn).await?;
-    sqlx::query_as!(Cursor, "SELECT position, seeded_through FROM report_cursor").fetch_one(&mut *conn).await
+    sqlx::query_as!(Cursor, "SELECT position, seeded_through, running_from FROM report_cursor")
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// One movement the rollups do not hold yet, as `report_movement_facts` defines it.
@@ -236,14 +291,15 @@ pub struct StockRow {
 /// index probes per SKU (the totals and the mark before `start`).
 pub async fn stock_rows(
     conn: &mut PgConnection,
+    cursor: Cursor,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<StockRow>, sqlx::Error> {
     sqlx::query_as!(
         StockRow,
         r#"SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
-                  (coalesce(l.sold, 0) - coalesce(b.sold, 0))::int8 AS "units_sold!",
-                  (coalesce(l.received, 0) - coalesce(b.received, 0))::int8 AS "units_received!",
+                  (coalesce(l.sold, 0) - coalesce(b.sold, 0) - coalesce(bh.sold, 0))::int8 AS "units_sold!",
+                  (coalesce(l.received, 0) - coalesce(b.received, 0) - coalesce(bh.received, 0))::int8 AS "units_received!",
                   -- Out of stock from creation until the first mark; the last mark holds until now.
                   ((coalesce(l.mark_out_micros, 0)
                     + CASE WHEN coalesce(l.mark_out, true)
@@ -262,15 +318,22 @@ pub async fn stock_rows(
            LEFT JOIN report_last_movement l ON l.sku = p.sku
            LEFT JOIN LATERAL (
                SELECT sold, received FROM report_running r
-               WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1
+               WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $3::timestamptz) ORDER BY r.hour DESC LIMIT 1
            ) b ON true
+           LEFT JOIN LATERAL (
+               -- Hours before the window not yet in report_running; none unless the window
+               -- starts after running_from (the condition on parameters alone skips the probe).
+               SELECT sum(sold) AS sold, sum(received) AS received FROM report_hourly h
+               WHERE $1::timestamptz > $3::timestamptz AND h.sku = p.sku AND h.hour >= $3 AND h.hour < $1
+           ) bh ON true
            LEFT JOIN LATERAL (
                SELECT version, at, out, out_micros FROM report_stock_marks m
                WHERE m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
            ) bm ON true
            ORDER BY p.sku"#,
         start,
-        now
+        now,
+        cursor.running_from
     )
     .fetch_all(conn)
     .await
@@ -286,22 +349,31 @@ pub struct SalesRow {
 
 /// Units sold and their revenue per SKU over the window from `start` (as `stock_rows`), SKUs
 /// whose figures in the rollups are not both zero.
-pub async fn sales(conn: &mut PgConnection, start: DateTime<Utc>) -> Result<Vec<SalesRow>, sqlx::Error> {
+pub async fn sales(
+    conn: &mut PgConnection,
+    cursor: Cursor,
+    start: DateTime<Utc>,
+) -> Result<Vec<SalesRow>, sqlx::Error> {
     sqlx::query_as!(
         SalesRow,
         r#"SELECT sku AS "sku!", name AS "name!", units AS "units!", revenue AS "revenue!" FROM (
-               SELECT p.sku, p.name, (l.sold - coalesce(b.sold, 0))::int8 AS units,
-                      (l.revenue - coalesce(b.revenue, 0))::int8 AS revenue
+               SELECT p.sku, p.name, (l.sold - coalesce(b.sold, 0) - coalesce(bh.sold, 0))::int8 AS units,
+                      (l.revenue - coalesce(b.revenue, 0) - coalesce(bh.revenue, 0))::int8 AS revenue
                FROM products p
                JOIN report_last_movement l ON l.sku = p.sku
                LEFT JOIN LATERAL (
                    SELECT sold, revenue FROM report_running r
-                   WHERE r.sku = p.sku AND r.hour < $1 ORDER BY r.hour DESC LIMIT 1
+                   WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $2::timestamptz) ORDER BY r.hour DESC LIMIT 1
                ) b ON true
+               LEFT JOIN LATERAL (
+                   SELECT sum(sold) AS sold, sum(revenue) AS revenue FROM report_hourly h
+                   WHERE $1::timestamptz > $2::timestamptz AND h.sku = p.sku AND h.hour >= $2 AND h.hour < $1
+               ) bh ON true
            ) w
            WHERE units <> 0 OR revenue <> 0
            ORDER BY sku"#,
-        start
+        start,
+        cursor.running_from
     )
     .fetch_all(conn)
     .await

@@ -69,9 +69,15 @@ impl EmbeddedPg {
     /// this process exits, however it exits: a watchdog shell holds the read end of a
     /// pipe whose write end only this process has. Used by the tests and the load generator.
     pub fn start_ephemeral() -> Result<(EmbeddedPg, std::process::Child), String> {
+        Self::start_ephemeral_in(&std::env::temp_dir())
+    }
+
+    /// [`EmbeddedPg::start_ephemeral`] with the data directory under `parent`, which the
+    /// `postgres` user must be able to write to when it runs as that user.
+    pub fn start_ephemeral_in(parent: &Path) -> Result<(EmbeddedPg, std::process::Child), String> {
         let bindir = find_bindir().ok_or_else(|| NOT_FOUND.to_string())?;
         let run_as = run_as()?;
-        let data_dir = std::env::temp_dir().join(format!("stockcart-pg-{}-{}", std::process::id(), free_port()?));
+        let data_dir = parent.join(format!("stockcart-pg-{}-{}", std::process::id(), free_port()?));
         fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         let port = free_port()?;
         let pg = EmbeddedPg { data_dir, bindir, port, run_as };

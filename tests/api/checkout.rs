@@ -427,7 +427,7 @@ async fn a_key_held_by_a_checkout_in_flight_blocks_only_its_duplicate() {
 /// the others' connection timeouts.
 #[tokio::test]
 async fn checkouts_fail_fast_and_together_when_the_database_stops() {
-    let (pg, child) = stockcart::embedded_pg::EmbeddedPg::start_ephemeral().unwrap();
+    let (pg, child) = throwaway_pg();
     let url = pg.url("postgres");
     stockcart::migrate::run(&url).await.unwrap();
     let app = spawn_on(&url, &[]).await;

@@ -276,7 +276,7 @@ async fn serves_as_a_role_with_data_rights_only() {
 
 #[tokio::test]
 async fn readyz_turns_503_when_the_database_stops() {
-    let (pg, child) = stockcart::embedded_pg::EmbeddedPg::start_ephemeral().unwrap();
+    let (pg, child) = throwaway_pg();
     let url = pg.url("postgres");
     stockcart::migrate::run(&url).await.unwrap();
     let app = spawn_on(&url, &[]).await;

@@ -298,8 +298,18 @@ pub async fn stock_rows(
     sqlx::query_as!(
         StockRow,
         r#"SELECT p.sku, p.name, s.on_hand, s.reserved, s.low_stock_threshold,
-                  (coalesce(l.sold, 0) - coalesce(b.sold, 0) - coalesce(bh.sold, 0))::int8 AS "units_sold!",
-                  (coalesce(l.received, 0) - coalesce(b.received, 0) - coalesce(bh.received, 0))::int8 AS "units_received!",
+                  -- The hours before the window not yet in report_running (V15): none unless the
+                  -- window starts after running_from, and then no probe is made (CASE).
+                  (coalesce(l.sold, 0) - coalesce(b.sold, 0)
+                   - CASE WHEN $1::timestamptz > $3::timestamptz
+                          THEN coalesce((SELECT sum(h.sold) FROM report_hourly h
+                                         WHERE h.sku = p.sku AND h.hour >= $3 AND h.hour < $1), 0)
+                          ELSE 0 END)::int8 AS "units_sold!",
+                  (coalesce(l.received, 0) - coalesce(b.received, 0)
+                   - CASE WHEN $1::timestamptz > $3::timestamptz
+                          THEN coalesce((SELECT sum(h.received) FROM report_hourly h
+                                         WHERE h.sku = p.sku AND h.hour >= $3 AND h.hour < $1), 0)
+                          ELSE 0 END)::int8 AS "units_received!",
                   -- Out of stock from creation until the first mark; the last mark holds until now.
                   ((coalesce(l.mark_out_micros, 0)
                     + CASE WHEN coalesce(l.mark_out, true)
@@ -320,12 +330,6 @@ pub async fn stock_rows(
                SELECT sold, received FROM report_running r
                WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $3::timestamptz) ORDER BY r.hour DESC LIMIT 1
            ) b ON true
-           LEFT JOIN LATERAL (
-               -- Hours before the window not yet in report_running; none unless the window
-               -- starts after running_from (the condition on parameters alone skips the probe).
-               SELECT sum(sold) AS sold, sum(received) AS received FROM report_hourly h
-               WHERE $1::timestamptz > $3::timestamptz AND h.sku = p.sku AND h.hour >= $3 AND h.hour < $1
-           ) bh ON true
            LEFT JOIN LATERAL (
                SELECT version, at, out, out_micros FROM report_stock_marks m
                WHERE m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
@@ -357,18 +361,23 @@ pub async fn sales(
     sqlx::query_as!(
         SalesRow,
         r#"SELECT sku AS "sku!", name AS "name!", units AS "units!", revenue AS "revenue!" FROM (
-               SELECT p.sku, p.name, (l.sold - coalesce(b.sold, 0) - coalesce(bh.sold, 0))::int8 AS units,
-                      (l.revenue - coalesce(b.revenue, 0) - coalesce(bh.revenue, 0))::int8 AS revenue
+               SELECT p.sku, p.name,
+                      (l.sold - coalesce(b.sold, 0)
+                       - CASE WHEN $1::timestamptz > $2::timestamptz
+                              THEN coalesce((SELECT sum(h.sold) FROM report_hourly h
+                                             WHERE h.sku = p.sku AND h.hour >= $2 AND h.hour < $1), 0)
+                              ELSE 0 END)::int8 AS units,
+                      (l.revenue - coalesce(b.revenue, 0)
+                       - CASE WHEN $1::timestamptz > $2::timestamptz
+                              THEN coalesce((SELECT sum(h.revenue) FROM report_hourly h
+                                             WHERE h.sku = p.sku AND h.hour >= $2 AND h.hour < $1), 0)
+                              ELSE 0 END)::int8 AS revenue
                FROM products p
                JOIN report_last_movement l ON l.sku = p.sku
                LEFT JOIN LATERAL (
                    SELECT sold, revenue FROM report_running r
                    WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $2::timestamptz) ORDER BY r.hour DESC LIMIT 1
                ) b ON true
-               LEFT JOIN LATERAL (
-                   SELECT sum(sold) AS sold, sum(revenue) AS revenue FROM report_hourly h
-                   WHERE $1::timestamptz > $2::timestamptz AND h.sku = p.sku AND h.hour >= $2 AND h.hour < $1
-               ) bh ON true
            ) w
            WHERE units <> 0 OR revenue <> 0
            ORDER BY sku"#,

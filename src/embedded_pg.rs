@@ -65,15 +65,10 @@ impl EmbeddedPg {
         Ok(pg)
     }
 
-    /// A throwaway cluster in a temporary directory that stops and deletes itself when
-    /// this process exits, however it exits: a watchdog shell holds the read end of a
-    /// pipe whose write end only this process has. Used by the tests and the load generator.
-    pub fn start_ephemeral() -> Result<(EmbeddedPg, std::process::Child), String> {
-        Self::start_ephemeral_in(&std::env::temp_dir())
-    }
-
-    /// [`EmbeddedPg::start_ephemeral`] with the data directory under `parent`, which the
-    /// `postgres` user must be able to write to when it runs as that user.
+    /// A throwaway cluster in a directory under `parent` that stops and deletes itself when
+    /// this process exits, however it exits: a watchdog shell holds the read end of a pipe
+    /// whose write end only this process has. The `postgres` user must be able to write to
+    /// `parent` when the cluster runs as that user. Used by the tests.
     pub fn start_ephemeral_in(parent: &Path) -> Result<(EmbeddedPg, std::process::Child), String> {
         let bindir = find_bindir().ok_or_else(|| NOT_FOUND.to_string())?;
         let run_as = run_as()?;

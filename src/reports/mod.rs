@@ -195,7 +195,15 @@ pub async fn stock(
 ) -> Result<(Vec<StockItem>, Option<StockCursor>), sqlx::Error> {
     let w = q.window;
     let cursor = rstore::begin_snapshot(conn).await?;
-    let rows = rstore::stock_rows(conn, cursor, w.start, w.now).await?;
+    // In SKU order with no status filter, the page is the next `limit + 1` SKUs: only they are
+    // read. Any other order or a status filter needs every SKU's figures to place the page.
+    let rows = match (q.sort, q.status) {
+        (StockSort::Sku, None) => {
+            let after = q.after.as_ref().map(|c| c.sku.as_str());
+            rstore::stock_rows(conn, cursor, w.start, w.now, after, Some(q.limit as i64 + 1)).await?
+        }
+        _ => rstore::stock_rows(conn, cursor, w.start, w.now, None, None).await?,
+    };
     let tail = rstore::tail(conn, cursor).await?;
     let mut tail_by_sku: BTreeMap<&str, Vec<&Fact>> = BTreeMap::new();
     for f in &tail {

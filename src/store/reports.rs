@@ -285,15 +285,19 @@ pub struct StockRow {
     pub last_movement_at: Option<DateTime<Utc>>,
 }
 
-/// Every SKU with its sums over the window from `start` (an hour): its running totals now
-/// minus those before `start`, and its time out of stock likewise from its marks' running
-/// figures (V12). Whatever the window: a join with the per-SKU row of totals now, and two
-/// index probes per SKU (the totals and the mark before `start`).
+/// The SKUs after `after` in SKU order, `limit` of them (all when `None`), each with its sums
+/// over the window from `start` (an hour): its running totals now minus those before `start`,
+/// and its time out of stock likewise from its marks' running figures (V12). Whatever the
+/// window: a join with the per-SKU row of totals now and an index probe per SKU (the totals
+/// before `start`; the mark before it too for SKUs marked since), so a page in SKU order costs
+/// its own SKUs only.
 pub async fn stock_rows(
     conn: &mut PgConnection,
     cursor: Cursor,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
+    after: Option<&str>,
+    limit: Option<i64>,
 ) -> Result<Vec<StockRow>, sqlx::Error> {
     sqlx::query_as!(
         StockRow,
@@ -326,18 +330,27 @@ pub async fn stock_rows(
            FROM products p
            JOIN stock_levels s ON s.sku = p.sku
            LEFT JOIN report_last_movement l ON l.sku = p.sku
-           LEFT JOIN LATERAL (
-               SELECT sold, received FROM report_running r
-               WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $3::timestamptz) ORDER BY r.hour DESC LIMIT 1
-           ) b ON true
+           LEFT JOIN LATERAL report_running_before(p.sku, least($1::timestamptz, $3::timestamptz)) b ON true
+           -- The mark before the window: the SKU's last mark when that is older, as it mostly
+           -- is; only SKUs marked within the window are looked up.
            LEFT JOIN LATERAL (
                SELECT version, at, out, out_micros FROM report_stock_marks m
-               WHERE m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
-           ) bm ON true
-           ORDER BY p.sku"#,
+               WHERE l.mark_at >= $1 AND m.sku = p.sku AND m.at < $1 ORDER BY m.version DESC LIMIT 1
+           ) found ON true
+           CROSS JOIN LATERAL (
+               SELECT CASE WHEN l.mark_at < $1 THEN l.mark_version ELSE found.version END AS version,
+                      CASE WHEN l.mark_at < $1 THEN l.mark_at ELSE found.at END AS at,
+                      CASE WHEN l.mark_at < $1 THEN l.mark_out ELSE found.out END AS out,
+                      CASE WHEN l.mark_at < $1 THEN l.mark_out_micros ELSE found.out_micros END AS out_micros
+           ) bm
+           WHERE p.sku > $4
+           ORDER BY p.sku
+           LIMIT $5"#,
         start,
         now,
-        cursor.running_from
+        cursor.running_from,
+        after.unwrap_or(""),
+        limit
     )
     .fetch_all(conn)
     .await
@@ -374,10 +387,7 @@ pub async fn sales(
                               ELSE 0 END)::int8 AS revenue
                FROM products p
                JOIN report_last_movement l ON l.sku = p.sku
-               LEFT JOIN LATERAL (
-                   SELECT sold, revenue FROM report_running r
-                   WHERE r.sku = p.sku AND r.hour < least($1::timestamptz, $2::timestamptz) ORDER BY r.hour DESC LIMIT 1
-               ) b ON true
+               LEFT JOIN LATERAL report_running_before(p.sku, least($1::timestamptz, $2::timestamptz)) b ON true
            ) w
            WHERE units <> 0 OR revenue <> 0
            ORDER BY sku"#,

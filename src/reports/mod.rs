@@ -12,15 +12,15 @@
 pub mod csv;
 pub mod openapi;
 
-use std::{cmp::Ordering, collections::BTreeMap, time::Duration};
+use std::{cmp::Ordering, collections::BTreeMap, future::Future, pin::Pin, time::Duration};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{json, Value};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::store::{
     self,
-    reports::{self as rstore, Fact},
+    reports::{self as rstore, Fact, Part},
     stock::StockStatus,
 };
 
@@ -188,9 +188,37 @@ pub struct StockQuery {
     pub after: Option<StockCursor>,
 }
 
+/// A read of some SKUs' rows on a connection in the report's snapshot.
+type PartRows<'c, T> = Pin<Box<dyn Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c>>;
+
+/// Runs `read` over every SKU: half of them on `conn` and half on a second connection in the
+/// same snapshot when the pool has one idle or room to open one, so the per-SKU lookups run on
+/// two cores; all on `conn` otherwise. A report never waits for another request's connection.
+async fn over_every_sku<T>(
+    conn: &mut PgConnection,
+    pool: &PgPool,
+    read: impl for<'c> Fn(&'c mut PgConnection, Part) -> PartRows<'c, T>,
+) -> Result<Vec<T>, sqlx::Error> {
+    let second = match pool.try_acquire() {
+        Some(idle) => Some(idle),
+        None if pool.size() < pool.options().get_max_connections() => pool.acquire().await.ok(),
+        None => None,
+    };
+    let Some(mut second) = second else {
+        return read(conn, Part::ALL).await;
+    };
+    let mut other = rstore::share_snapshot(conn, &mut second).await?;
+    let (mut rows, more) =
+        tokio::try_join!(read(conn, Part { index: 0, of: 2 }), read(&mut other, Part { index: 1, of: 2 }))?;
+    other.commit().await?;
+    rows.extend(more);
+    Ok(rows)
+}
+
 /// One page of the stock report and the cursor of the next.
 pub async fn stock(
     conn: &mut PgConnection,
+    pool: &PgPool,
     q: &StockQuery,
 ) -> Result<(Vec<StockItem>, Option<StockCursor>), sqlx::Error> {
     let w = q.window;
@@ -200,9 +228,14 @@ pub async fn stock(
     let rows = match (q.sort, q.status) {
         (StockSort::Sku, None) => {
             let after = q.after.as_ref().map(|c| c.sku.as_str());
-            rstore::stock_rows(conn, cursor, w.start, w.now, after, Some(q.limit as i64 + 1)).await?
+            rstore::stock_rows(conn, cursor, w.start, w.now, after, Some(q.limit as i64 + 1), Part::ALL).await?
         }
-        _ => rstore::stock_rows(conn, cursor, w.start, w.now, None, None).await?,
+        _ => {
+            over_every_sku(conn, pool, |c, part| {
+                Box::pin(rstore::stock_rows(c, cursor, w.start, w.now, None, None, part))
+            })
+            .await?
+        }
     };
     let tail = rstore::tail(conn, cursor).await?;
     let mut tail_by_sku: BTreeMap<&str, Vec<&Fact>> = BTreeMap::new();
@@ -294,12 +327,13 @@ pub const TOP_COLUMNS: &[&str] = &["sku", "name", "units", "revenue", "currency"
 /// Best sellers over the window, `limit` of them, each with its ABC class among all SKUs sold.
 pub async fn top(
     conn: &mut PgConnection,
+    pool: &PgPool,
     window: Window,
     by: TopBy,
     limit: usize,
 ) -> Result<Vec<TopItem>, sqlx::Error> {
     let cursor = rstore::begin_snapshot(conn).await?;
-    let rows = rstore::sales(conn, cursor, window.start).await?;
+    let rows = over_every_sku(conn, pool, |c, part| Box::pin(rstore::sales(c, cursor, window.start, part))).await?;
     let tail = rstore::tail(conn, cursor).await?;
     let mut sales: BTreeMap<String, (String, i64, i64)> =
         rows.into_iter().map(|r| (r.sku, (r.name, r.units, r.revenue))).collect();

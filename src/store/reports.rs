@@ -221,12 +221,54 @@ async fn complete_hours(conn: &mut PgConnection, from: DateTime<Utc>) -> Result<
 /// be seen at one instant, or a movement could be counted twice or not at all.
 pub async fn begin_snapshot(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
-    // A report's plan over 10,000 SKUs costs enough for JIT, whose compilation (15 ms or more)
-    // takes longer than the query it would speed up.
-    sqlx::query!("SET LOCAL jit = off").execute(&mut *conn).await?;
+    report_settings(conn).await?;
     sqlx::query_as!(Cursor, "SELECT position, seeded_through, running_from FROM report_cursor")
         .fetch_one(&mut *conn)
         .await
+}
+
+/// A report's plan over 10,000 SKUs costs enough for JIT, whose compilation (15 ms or more)
+/// takes longer than the query it would speed up. And one statement serves a page of a few SKUs
+/// and every SKU (`stock_rows`): a generic plan cached for one would be wrong for the other, so
+/// each is planned for its parameters (about a millisecond).
+async fn report_settings(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"SELECT set_config('jit', 'off', true) AS "jit!",
+                  set_config('plan_cache_mode', 'force_custom_plan', true) AS "plans!""#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
+/// Opens on `other` a transaction that sees exactly what `conn`'s report snapshot sees
+/// (`pg_export_snapshot`), so a read over every SKU can be split between two connections and
+/// two cores; PostgreSQL's own parallel query does not run the reports' per-SKU lookups.
+pub async fn share_snapshot<'c>(
+    conn: &mut PgConnection,
+    other: &'c mut PgConnection,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, sqlx::Error> {
+    let id = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "id!""#).fetch_one(&mut *conn).await?;
+    // SET TRANSACTION SNAPSHOT takes no parameters; the id is the server's own, checked anyway.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(sqlx::Error::Protocol(format!("unexpected snapshot id {id:?}")));
+    }
+    let mut tx = sqlx::Connection::begin(other).await?;
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{id}'")).execute(&mut *tx).await?;
+    report_settings(&mut tx).await?;
+    Ok(tx)
+}
+
+/// Which SKUs a read over all of them covers: part `index` of `of`, split by a hash of the SKU.
+#[derive(Debug, Clone, Copy)]
+pub struct Part {
+    pub index: i32,
+    pub of: i32,
+}
+
+impl Part {
+    pub const ALL: Part = Part { index: 0, of: 1 };
 }
 
 /// One movement the rollups do not hold yet, as `report_movement_facts` defines it.
@@ -298,6 +340,7 @@ pub async fn stock_rows(
     now: DateTime<Utc>,
     after: Option<&str>,
     limit: Option<i64>,
+    part: Part,
 ) -> Result<Vec<StockRow>, sqlx::Error> {
     sqlx::query_as!(
         StockRow,
@@ -343,14 +386,16 @@ pub async fn stock_rows(
                       CASE WHEN l.mark_at < $1 THEN l.mark_out ELSE found.out END AS out,
                       CASE WHEN l.mark_at < $1 THEN l.mark_out_micros ELSE found.out_micros END AS out_micros
            ) bm
-           WHERE p.sku > $4
+           WHERE p.sku > $4 AND ($6 = 1 OR (hashtext(p.sku) & 2147483647) % $6 = $7)
            ORDER BY p.sku
            LIMIT $5"#,
         start,
         now,
         cursor.running_from,
         after.unwrap_or(""),
-        limit
+        limit,
+        part.of,
+        part.index
     )
     .fetch_all(conn)
     .await
@@ -370,6 +415,7 @@ pub async fn sales(
     conn: &mut PgConnection,
     cursor: Cursor,
     start: DateTime<Utc>,
+    part: Part,
 ) -> Result<Vec<SalesRow>, sqlx::Error> {
     sqlx::query_as!(
         SalesRow,
@@ -388,11 +434,14 @@ pub async fn sales(
                FROM products p
                JOIN report_last_movement l ON l.sku = p.sku
                LEFT JOIN LATERAL report_running_before(p.sku, least($1::timestamptz, $2::timestamptz)) b ON true
+               WHERE $3 = 1 OR (hashtext(p.sku) & 2147483647) % $3 = $4
            ) w
            WHERE units <> 0 OR revenue <> 0
            ORDER BY sku"#,
         start,
-        cursor.running_from
+        cursor.running_from,
+        part.of,
+        part.index
     )
     .fetch_all(conn)
     .await

@@ -35,7 +35,7 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpR
     let q =
         StockQuery { window: super::window(query.param("window"))?, status, sort, limit: query.limit as usize, after };
     let mut tx = state.pool.begin().await?;
-    let (page, next) = reports::stock(&mut tx, &q).await?;
+    let (page, next) = reports::stock(&mut tx, &state.pool, &q).await?;
     tx.commit().await?;
     let items: Vec<_> = page.iter().map(|i| i.to_json()).collect();
     let body = json!({ "items": items, "next": next.map(|c| c.encode()) });

@@ -20,7 +20,7 @@ pub async fn handle(_: Admin, state: State, req: HttpRequest) -> ApiResult<HttpR
     };
     let window = super::window(query.param("window"))?;
     let mut tx = state.pool.begin().await?;
-    let top = reports::top(&mut tx, window, by, query.limit as usize).await?;
+    let top = reports::top(&mut tx, &state.pool, window, by, query.limit as usize).await?;
     tx.commit().await?;
     let currency = state.settings.currency.clone();
     let items: Vec<_> = top

@@ -191,9 +191,10 @@ pub struct StockQuery {
 /// A read of some SKUs' rows on a connection in the report's snapshot.
 type PartRows<'c, T> = Pin<Box<dyn Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'c>>;
 
-/// Runs `read` over every SKU: half of them on `conn` and half on a second connection in the
-/// same snapshot when the pool has one idle or room to open one, so the per-SKU lookups run on
-/// two cores; all on `conn` otherwise. A report never waits for another request's connection.
+/// Runs `read` over every SKU: the lower half of them on `conn` and the upper half on a second
+/// connection in the same snapshot when the pool has one idle or room to open one, so the
+/// per-SKU lookups run on two cores; all on `conn` otherwise. A report never waits for another
+/// request's connection.
 async fn over_every_sku<T>(
     conn: &mut PgConnection,
     pool: &PgPool,
@@ -205,11 +206,15 @@ async fn over_every_sku<T>(
         None => None,
     };
     let Some(mut second) = second else {
-        return read(conn, Part::ALL).await;
+        return read(conn, Part::all()).await;
+    };
+    let Some(middle) = rstore::middle_sku(conn).await? else {
+        return read(conn, Part::all()).await;
     };
     let mut other = rstore::share_snapshot(conn, &mut second).await?;
-    let (mut rows, more) =
-        tokio::try_join!(read(conn, Part { index: 0, of: 2 }), read(&mut other, Part { index: 1, of: 2 }))?;
+    let lower = Part { from: String::new(), to: Some(middle.clone()) };
+    let upper = Part { from: middle, to: None };
+    let (mut rows, more) = tokio::try_join!(read(conn, lower), read(&mut other, upper))?;
     other.commit().await?;
     rows.extend(more);
     Ok(rows)
@@ -228,7 +233,7 @@ pub async fn stock(
     let rows = match (q.sort, q.status) {
         (StockSort::Sku, None) => {
             let after = q.after.as_ref().map(|c| c.sku.as_str());
-            rstore::stock_rows(conn, cursor, w.start, w.now, after, Some(q.limit as i64 + 1), Part::ALL).await?
+            rstore::stock_rows(conn, cursor, w.start, w.now, after, Some(q.limit as i64 + 1), Part::all()).await?
         }
         _ => {
             over_every_sku(conn, pool, |c, part| {

@@ -260,15 +260,27 @@ pub async fn share_snapshot<'c>(
     Ok(tx)
 }
 
-/// Which SKUs a read over all of them covers: part `index` of `of`, split by a hash of the SKU.
-#[derive(Debug, Clone, Copy)]
+/// Which SKUs a read over all of them covers: those from `from` (inclusive) to `to` (exclusive,
+/// or no end). Ranges, not a hash: each part walks its SKUs in order, as the whole read does,
+/// so neighbouring SKUs share the index pages just read; and the planner, knowing the bounds,
+/// estimates the part's rows from the statistics.
+#[derive(Debug, Clone, Default)]
 pub struct Part {
-    pub index: i32,
-    pub of: i32,
+    pub from: String,
+    pub to: Option<String>,
 }
 
 impl Part {
-    pub const ALL: Part = Part { index: 0, of: 1 };
+    pub fn all() -> Part {
+        Part::default()
+    }
+}
+
+/// The SKU that splits the catalog in two halves (`None` when it is empty).
+pub async fn middle_sku(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT sku FROM products ORDER BY sku OFFSET (SELECT count(*) / 2 FROM products) LIMIT 1")
+        .fetch_optional(conn)
+        .await
 }
 
 /// One movement the rollups do not hold yet, as `report_movement_facts` defines it.
@@ -386,7 +398,7 @@ pub async fn stock_rows(
                       CASE WHEN l.mark_at < $1 THEN l.mark_out ELSE found.out END AS out,
                       CASE WHEN l.mark_at < $1 THEN l.mark_out_micros ELSE found.out_micros END AS out_micros
            ) bm
-           WHERE p.sku > $4 AND ($6 = 1 OR (hashtext(p.sku) & 2147483647) % $6 = $7)
+           WHERE p.sku > $4 AND p.sku >= $6 AND ($7::text IS NULL OR p.sku < $7)
            ORDER BY p.sku
            LIMIT $5"#,
         start,
@@ -394,8 +406,8 @@ pub async fn stock_rows(
         cursor.running_from,
         after.unwrap_or(""),
         limit,
-        part.of,
-        part.index
+        part.from,
+        part.to
     )
     .fetch_all(conn)
     .await
@@ -434,14 +446,14 @@ pub async fn sales(
                FROM products p
                JOIN report_last_movement l ON l.sku = p.sku
                LEFT JOIN LATERAL report_running_before(p.sku, least($1::timestamptz, $2::timestamptz)) b ON true
-               WHERE $3 = 1 OR (hashtext(p.sku) & 2147483647) % $3 = $4
+               WHERE p.sku >= $3 AND ($4::text IS NULL OR p.sku < $4)
            ) w
            WHERE units <> 0 OR revenue <> 0
            ORDER BY sku"#,
         start,
         cursor.running_from,
-        part.of,
-        part.index
+        part.from,
+        part.to
     )
     .fetch_all(conn)
     .await

@@ -169,18 +169,28 @@ pub async fn marks(conn: &mut PgConnection) -> Result<(i64, i64), sqlx::Error> {
     Ok((row.sequenced, row.pruned))
 }
 
-/// Deletes up to `limit` of the oldest sequenced events committed before `cutoff`; rows
-/// another replica is deleting are skipped, not waited for, and writers are never blocked
-/// (they only insert). Returns how many it deleted.
+/// Deletes up to `limit` of the oldest sequenced events, those in log order before the first
+/// one committed at or after `cutoff`; rows another replica is deleting are skipped, not waited
+/// for, and writers are never blocked (they only insert). Returns how many it deleted.
+///
+/// It looks at the first `limit` events of the log only. Filtering the whole log on `at`
+/// instead read every event whenever none was old enough, which is every tick once the log is
+/// pruned (at 10 M events, 4 GB read and a statement timeout a minute on every replica).
 pub async fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"WITH doomed AS (
-               SELECT id FROM outbox_events
-               WHERE position IS NOT NULL AND at < $1
+        r#"WITH head AS (
+               SELECT position, at FROM outbox_events
+               WHERE position IS NOT NULL
                  -- Never an event the report rollups have not counted yet.
                  AND position <= (SELECT position FROM report_cursor)
                ORDER BY position
                LIMIT $2
+           ), doomed AS (
+               SELECT id FROM outbox_events
+               WHERE position IN (
+                   SELECT position FROM head
+                   WHERE position < coalesce((SELECT min(position) FROM head WHERE at >= $1), 9223372036854775807)
+               )
                FOR UPDATE SKIP LOCKED
            ), deleted AS (
                DELETE FROM outbox_events e USING doomed WHERE e.id = doomed.id RETURNING e.position

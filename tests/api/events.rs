@@ -362,6 +362,45 @@ async fn retention_deletes_old_events_and_a_resume_from_before_it_is_told_to_res
     assert!(next.id.unwrap().parse::<i64>().unwrap() > reset.id.unwrap().parse::<i64>().unwrap());
 }
 
+/// Retention deletes the log's oldest events in order up to the first one not old enough, and
+/// looks no further than a batch: a young event keeps every event after it, however old.
+#[tokio::test]
+async fn retention_deletes_the_old_prefix_of_the_log_and_stops_at_the_first_young_event() {
+    let app = crate::helpers::spawn_on(
+        &crate::helpers::fresh_database().await,
+        &[("STOCKCART_ROLLUP_INTERVAL", "0"), ("STOCKCART_EVENT_RETENTION", "366d")],
+    )
+    .await;
+    for sku in ["P1", "P2", "P3", "P4"] {
+        app.stocked(sku, 100, 1).await;
+    }
+    let mut conn = app.db.acquire().await.unwrap();
+    stockcart::store::events::sequence_all(&mut conn).await.unwrap();
+    stockcart::tasks::rollup::catch_up(&app.db, 5000).await.unwrap();
+    let positions: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM outbox_events ORDER BY position").fetch_all(&mut *conn).await.unwrap();
+    assert!(positions.len() >= 4, "{positions:?}");
+    let young = positions[positions.len() / 2];
+    sqlx::query("UPDATE outbox_events SET at = CASE WHEN position = $1 THEN now() ELSE now() - interval '2 days' END")
+        .bind(young)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
+    let deleted = stockcart::store::events::prune(&mut conn, cutoff, 2).await.unwrap();
+    assert_eq!(deleted, 2.min(positions.iter().filter(|p| **p < young).count() as i64));
+    while stockcart::store::events::prune(&mut conn, cutoff, 2).await.unwrap() > 0 {}
+    let left: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM outbox_events ORDER BY position").fetch_all(&mut *conn).await.unwrap();
+    let expected: Vec<i64> = positions.iter().copied().filter(|p| *p >= young).collect();
+    assert_eq!(left, expected, "the old prefix goes, the young event and all after it stay");
+    let pruned: i64 = sqlx::query_scalar("SELECT value FROM event_log_marks WHERE name = 'pruned'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(pruned, young - 1);
+}
+
 #[tokio::test]
 async fn stream_connections_past_the_limit_are_refused_with_retry_after() {
     let app =

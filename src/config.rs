@@ -59,7 +59,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "STOCKCART_ROLLUP_INTERVAL",
-        "1s",
+        "3s",
         "how often each replica rolls new movements up for reports (0: not on this replica)",
     ),
     ("STOCKCART_WORKERS", "(number of cores)", "HTTP worker threads"),

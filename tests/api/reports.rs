@@ -68,7 +68,7 @@ async fn buy(app: &TestApp, lines: &[(&str, i64)], key: &str) -> (String, Value)
     (token, order.body)
 }
 
-/// Sequences the event log and rolls everything up, as the replicas' tasks do every second.
+/// Sequences the event log and rolls everything up, as the replicas' tasks do every few seconds.
 async fn roll_up_everything(app: &TestApp) {
     let mut conn = app.db.acquire().await.unwrap();
     stockcart::store::events::sequence_all(&mut conn).await.unwrap();

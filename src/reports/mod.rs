@@ -202,7 +202,10 @@ async fn over_every_sku<T>(
 ) -> Result<Vec<T>, sqlx::Error> {
     let second = match pool.try_acquire() {
         Some(idle) => Some(idle),
-        None if pool.size() < pool.options().get_max_connections() => pool.acquire().await.ok(),
+        // Opening one takes a few milliseconds; past that, another request got there first.
+        None if pool.size() < pool.options().get_max_connections() => {
+            tokio::time::timeout(Duration::from_millis(100), pool.acquire()).await.ok().and_then(Result::ok)
+        }
         None => None,
     };
     let Some(mut second) = second else {

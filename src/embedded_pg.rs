@@ -70,6 +70,24 @@ impl EmbeddedPg {
     /// whose write end only this process has. The `postgres` user must be able to write to
     /// `parent` when the cluster runs as that user. Used by the tests.
     pub fn start_ephemeral_in(parent: &Path) -> Result<(EmbeddedPg, std::process::Child), String> {
+        // The port is free when `free_port` looks and may be taken before postgres binds it
+        // (a client socket's ephemeral port, another test's listener): postgres then exits at
+        // once, and the next attempt takes another port instead of waiting out the timeout.
+        let mut attempt = 1;
+        loop {
+            match Self::try_start_ephemeral_in(parent) {
+                Err(Start::Exited(log)) if attempt < 3 => {
+                    tracing::warn!(attempt, %log, "the throwaway PostgreSQL exited at start; trying another port");
+                    attempt += 1;
+                }
+                Err(Start::Exited(log)) => return Err(format!("the throwaway PostgreSQL exited at start: {log}")),
+                Err(Start::Failed(e)) => return Err(e),
+                Ok(started) => return Ok(started),
+            }
+        }
+    }
+
+    fn try_start_ephemeral_in(parent: &Path) -> Result<(EmbeddedPg, std::process::Child), Start> {
         let bindir = find_bindir().ok_or_else(|| NOT_FOUND.to_string())?;
         let run_as = run_as()?;
         let data_dir = parent.join(format!("stockcart-pg-{}-{}", std::process::id(), free_port()?));
@@ -78,22 +96,33 @@ impl EmbeddedPg {
         let pg = EmbeddedPg { data_dir, bindir, port, run_as };
         pg.prepare_dir()?;
         pg.initdb(true)?;
+        // The shell waits for postgres, which a subshell stops once our end of stdin closes
+        // (this process exited). When postgres exits by itself (it did not start), the shell
+        // ends at once, printing the log's last lines to stderr: the only clue left.
         let script = format!(
-            "'{postgres}' -D '{dir}' -p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
+            "exec 3<&0; '{postgres}' -D '{dir}' -p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
-             -c shared_buffers=128MB >'{dir}.log' 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; rm -rf '{dir}' '{dir}.log'",
+             -c shared_buffers=128MB >'{dir}.log' 2>&1 & pid=$!; (read _ <&3; kill -INT $pid) 2>/dev/null & \
+             wait $pid; tail -n 3 '{dir}.log' >&2; rm -rf '{dir}' '{dir}.log'",
             postgres = pg.bindir.join("postgres").display(),
             dir = pg.data_dir.display(),
         );
-        let child = pg
+        let mut child = pg
             .command_at("/bin/sh")
             .args(["-c", &script])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start postgres: {e}"))?;
-        pg.wait_ready()?;
-        Ok((pg, child))
+        if pg.wait_ready(&mut child)? {
+            return Ok((pg, child));
+        }
+        let mut log = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+        }
+        Err(Start::Exited(log.trim().replace('\n', " / ")))
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -161,17 +190,21 @@ impl EmbeddedPg {
         pid_file.lines().nth(3)?.trim().parse().ok()
     }
 
-    fn wait_ready(&self) -> Result<(), String> {
-        for _ in 0..300 {
-            let ready = self
-                .command("pg_isready")
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                return Ok(());
+    /// Waits until postgres accepts connections (true), or until the shell around it exits
+    /// (false: postgres did not start, e.g. its port was taken). Readiness is read from this
+    /// cluster's own `postmaster.pid` (its status line says `ready`), not probed on the port,
+    /// where another server could be the one answering.
+    fn wait_ready(&self, child: &mut std::process::Child) -> Result<bool, String> {
+        let pid_file = self.data_dir.join("postmaster.pid");
+        for _ in 0..1500 {
+            let status = fs::read_to_string(&pid_file).ok();
+            if status.as_deref().and_then(|s| s.lines().nth(7)).is_some_and(|l| l.trim() == "ready") {
+                return Ok(true);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if !matches!(child.try_wait(), Ok(None)) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         Err(format!("the throwaway PostgreSQL did not accept connections; see {}.log", self.data_dir.display()))
     }
@@ -253,6 +286,19 @@ pub fn find_bindir() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, dir)| dir)
+}
+
+/// Why a throwaway cluster did not start: postgres exited (with its log's last lines), which
+/// another port may cure, or anything else.
+enum Start {
+    Exited(String),
+    Failed(String),
+}
+
+impl From<String> for Start {
+    fn from(e: String) -> Start {
+        Start::Failed(e)
+    }
 }
 
 fn free_port() -> Result<u16, String> {

@@ -193,11 +193,19 @@ fn release_database(url: &str) {
     drop(live);
     let name = url.rsplit('/').next().unwrap_or_default().to_owned();
     let admin_url = cluster().url("postgres");
-    // Never panics: this runs in Drop, possibly while a failed test unwinds. FORCE ends the
-    // connections of the app that is stopping.
-    block_on(async move {
-        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    // In the background: with the stopping app's connections still open, DROP ... WITH (FORCE)
+    // ends them and then polls every 100 ms until they are gone, a wait that made up most of a
+    // short test's time. A drop still pending when the run ends dies with the throwaway cluster
+    // (on a DATABASE_URL server, that database stays behind).
+    // Never panics: this runs in Drop, possibly while a failed test unwinds.
+    std::thread::spawn(move || {
+        let drop = async move {
+            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            }
+        };
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            runtime.block_on(drop);
         }
     });
 }

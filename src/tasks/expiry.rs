@@ -7,8 +7,7 @@ use sqlx::PgPool;
 use crate::{state::AppState, store::orders};
 
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.settings.expiry_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = super::every(state.settings.expiry_interval);
     loop {
         tick.tick().await;
         match expire_due_orders(&state.pool).await {

@@ -9,8 +9,7 @@ use crate::{
 };
 
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.settings.purge_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = super::every(state.settings.purge_interval);
     loop {
         tick.tick().await;
         if let Err(e) = purge_once(&state).await {

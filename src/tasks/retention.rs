@@ -17,8 +17,7 @@ fn interval(retention: Duration) -> Duration {
 }
 
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(interval(state.settings.event_retention));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = super::every(interval(state.settings.event_retention));
     loop {
         tick.tick().await;
         if let Err(e) = prune_once(&state).await {

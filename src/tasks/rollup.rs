@@ -25,8 +25,7 @@ pub async fn run(state: Arc<AppState>) {
     if state.settings.rollup_interval.is_zero() {
         return;
     }
-    let mut tick = tokio::time::interval(state.settings.rollup_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = super::every(state.settings.rollup_interval);
     loop {
         tick.tick().await;
         if let Err(e) = catch_up(&state.pool, BATCH).await {

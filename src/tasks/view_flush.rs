@@ -8,8 +8,7 @@ use crate::{state::AppState, store::memory};
 const EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = super::every(EVERY);
     loop {
         tick.tick().await;
         flush_once(&state).await;

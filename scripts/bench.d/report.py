@@ -32,8 +32,8 @@ def sh(cmd):
 
 
 rows = [
-    ("warm get cart, through haproxy (req/s)", "get_cart_rps", "http_pg_rps", 1.0),
-    ("warm get cart, one replica direct (req/s)", "get_cart_direct_rps", "http_pg_rps", 1.0),
+    ("warm get cart, through haproxy (req/s)", "get_cart_rps", "http_pg_rps", 1.5),
+    ("warm get cart, one replica direct (req/s)", "get_cart_direct_rps", "http_pg_rps", 1.5),
     ("add to cart (req/s)", "add_to_cart_rps", "pg_spread_guarded_c32_tps", 0.5),
     ("checkout, 3 spread SKUs (orders/s)", "checkout_spread_per_s", "pg_checkout_c32_tps", 0.7),
     ("checkout, one hot SKU (orders/s)", "checkout_hot_per_s", "pg_hot_guarded_c32_tps", 1.0),

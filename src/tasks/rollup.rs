@@ -17,8 +17,9 @@ use crate::{
 /// full checkout load (~10,000 events/s) a tick of the default 3 s takes its whole backlog in
 /// two steps; the locks it holds are the follower's own rows, which no write path takes. The
 /// default is 3 s, not 1 s: checkout spread with the follower on measured 0.82-0.87x of it off
-/// at 1 s and 1.02-1.07x at 3 s (BENCHMARKS.md), and reports read the movements not yet rolled
-/// up themselves, so a longer tick makes no report stale, only its tail longer under load.
+/// at 1 s and 1.02-1.03x at 3 s over eight rounds (BENCHMARKS.md), and reports read the
+/// movements not yet rolled up themselves, so a longer tick makes no report stale, only its
+/// tail longer under load.
 pub const BATCH: i64 = 20_000;
 
 pub async fn run(state: Arc<AppState>) {

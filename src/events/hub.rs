@@ -14,7 +14,7 @@
 use std::{
     sync::{
         atomic::{AtomicI64, AtomicUsize, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::{Duration, Instant},
 };
@@ -59,8 +59,10 @@ pub struct Event {
     pub position: i64,
     pub topic: String,
     pub payload: Value,
-    /// `id:`, `event:`, `data:` of the admin stream.
-    pub admin_frame: Bytes,
+    /// `id:`, `event:`, `data:` of the admin stream, rendered by the first admin client that
+    /// sends the event, once for all of them: every replica reads every event, and one with
+    /// no admin stream open (the usual case) renders none.
+    admin_frame: OnceLock<Bytes>,
     /// What the public stream shows of it, for stock events.
     pub public: Option<PublicState>,
     /// When the hub read it, and when it was written (for the lag metric).
@@ -95,14 +97,33 @@ impl PublicState {
 
 /// The event resource: `{"id", "type", "at", "data"}`.
 pub fn resource(e: &StoredEvent) -> Value {
-    json!({ "id": e.position, "type": e.topic, "at": store::timestamp(&e.at), "data": e.payload })
+    resource_of(e.position, &e.topic, &e.at, &e.payload)
+}
+
+fn resource_of(position: i64, topic: &str, at: &chrono::DateTime<chrono::Utc>, payload: &Value) -> Value {
+    json!({ "id": position, "type": topic, "at": store::timestamp(at), "data": payload })
 }
 
 impl Event {
     pub fn new(e: StoredEvent) -> Event {
-        let admin_frame = Bytes::from(format!("id: {}\nevent: {}\ndata: {}\n\n", e.position, e.topic, resource(&e)));
         let public = public_state(&e.topic, &e.payload);
-        Event { position: e.position, topic: e.topic, payload: e.payload, admin_frame, public, at: e.at }
+        Event {
+            position: e.position,
+            topic: e.topic,
+            payload: e.payload,
+            admin_frame: OnceLock::new(),
+            public,
+            at: e.at,
+        }
+    }
+
+    pub fn admin_frame(&self) -> Bytes {
+        self.admin_frame
+            .get_or_init(|| {
+                let resource = resource_of(self.position, &self.topic, &self.at, &self.payload);
+                Bytes::from(format!("id: {}\nevent: {}\ndata: {resource}\n\n", self.position, self.topic))
+            })
+            .clone()
     }
 }
 

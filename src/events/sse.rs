@@ -106,7 +106,7 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
             for row in rows {
                 last = row.position;
                 let event = Event::new(row);
-                if !send(out, hub, event.admin_frame, Some(event.at)).await {
+                if !send(out, hub, event.admin_frame(), Some(event.at)).await {
                     return Ok(());
                 }
             }
@@ -127,7 +127,7 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
                     for event in batch.iter().filter(|e| e.position > seen) {
                         last = event.position;
                         if filter.matches(&event.topic, &event.payload) {
-                            if !send(out, hub, event.admin_frame.clone(), Some(event.at)).await {
+                            if !send(out, hub, event.admin_frame(), Some(event.at)).await {
                                 return Ok(());
                             }
                             heartbeat.reset();

@@ -252,8 +252,7 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     let mut runners = JoinSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut events = state.events.subscribe();
-    let mut depth_tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(5), Duration::from_secs(5));
+    let mut depth_tick = tokio::time::interval(Duration::from_secs(5));
     let mut finished: Vec<Done> = Vec::new();
     let mut released: Vec<(i64, Uuid)> = Vec::new();
     loop {

@@ -36,9 +36,15 @@ pub fn block_on<F: std::future::Future + Send + 'static>(f: F) -> F::Output
 where
     F::Output: Send + 'static,
 {
+    on_own_runtime(f).join().expect("setup thread panicked")
+}
+
+/// Runs a future on a thread and runtime of its own; join the handle to wait for it.
+fn on_own_runtime<F: std::future::Future + Send + 'static>(f: F) -> std::thread::JoinHandle<F::Output>
+where
+    F::Output: Send + 'static,
+{
     std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-        .join()
-        .expect("setup thread panicked")
 }
 
 pub fn cluster() -> &'static Cluster {
@@ -197,17 +203,13 @@ fn release_database(url: &str) {
     // ends them and then polls every 100 ms until they are gone, a wait that made up most of a
     // short test's time. A drop still pending when the run ends dies with the throwaway cluster
     // (on a DATABASE_URL server, that database stays behind).
-    // Never panics: this runs in Drop, possibly while a failed test unwinds.
-    std::thread::spawn(move || {
-        let drop = async move {
-            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-            }
-        };
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            runtime.block_on(drop);
+    // Not joined, so nothing here can panic the test: this runs in Drop, possibly while a
+    // failed test unwinds.
+    drop(on_own_runtime(async move {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
         }
-    });
+    }));
 }
 
 pub async fn spawn_app() -> TestApp {

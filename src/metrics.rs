@@ -49,6 +49,11 @@ pub struct Metrics {
     /// mean batch (`cart_changes`).
     pub cart_change_batches: AtomicU64,
     pub cart_changes: AtomicU64,
+    /// How those changes found their carts (`store::carts::Source`): whether the replica's
+    /// copies serve, or every line is read, is what a change costs the database.
+    pub carts_cached: AtomicU64,
+    pub carts_caught_up: AtomicU64,
+    pub carts_read_whole: AtomicU64,
     /// Coalesced product reads that record views (statements), and the requests they
     /// answered (`memory::reads`).
     pub view_reads: AtomicU64,
@@ -204,6 +209,11 @@ impl Metrics {
              # HELP stockcart_cart_changes_total Cart changes made or refused by those transactions.\n\
              # TYPE stockcart_cart_changes_total counter\n\
              stockcart_cart_changes_total {cart_changes}\n\
+             # HELP stockcart_cart_change_reads_total How changes found their carts: this replica's copy current (cached), brought up to date from the cart's recent line writes (caught_up), or every line read (whole).\n\
+             # TYPE stockcart_cart_change_reads_total counter\n\
+             stockcart_cart_change_reads_total{{read=\"cached\"}} {carts_cached}\n\
+             stockcart_cart_change_reads_total{{read=\"caught_up\"}} {carts_caught_up}\n\
+             stockcart_cart_change_reads_total{{read=\"whole\"}} {carts_read_whole}\n\
              # HELP stockcart_view_reads_total Coalesced product reads that record views (one statement each).\n\
              # TYPE stockcart_view_reads_total counter\n\
              stockcart_view_reads_total {view_reads}\n\
@@ -214,6 +224,9 @@ impl Metrics {
             sessions_read = self.sessions_read.load(Ordering::Relaxed),
             cart_change_batches = self.cart_change_batches.load(Ordering::Relaxed),
             cart_changes = self.cart_changes.load(Ordering::Relaxed),
+            carts_cached = self.carts_cached.load(Ordering::Relaxed),
+            carts_caught_up = self.carts_caught_up.load(Ordering::Relaxed),
+            carts_read_whole = self.carts_read_whole.load(Ordering::Relaxed),
             view_reads = self.view_reads.load(Ordering::Relaxed),
             views_read = self.views_read.load(Ordering::Relaxed),
             idle = gauges.pool_idle,

@@ -53,6 +53,30 @@ impl CartView {
         self.lines.retain(|l| l.sku != sku);
     }
 
+    /// This copy brought up to `version` with the line writes that made the versions it
+    /// lacks, oldest first, as `lock_many` reads them from the cart's recent history: a
+    /// quantity of 0 removes the line, any other sets it (a new line comes last, where the
+    /// database's `position` puts it). `None` when a line set has no product row, which
+    /// a full read would not show either: the caller reads the cart instead.
+    fn caught_up(mut self, version: i64, updated_at: DateTime<Utc>, writes: Vec<LineRow>) -> Option<CartView> {
+        for write in writes {
+            match write {
+                (None, ..) => {}
+                (Some(sku), _, Some(0), ..) => self.remove_line(&sku),
+                (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
+                    match self.lines.iter_mut().find(|l| l.sku == sku) {
+                        Some(line) => line.quantity = quantity,
+                        None => self.lines.push(CartLine { sku, name, quantity, unit_price, currency }),
+                    }
+                }
+                (Some(_), ..) => return None,
+            }
+        }
+        self.version = version;
+        self.updated_at = updated_at;
+        Some(self)
+    }
+
     /// The cart as the API answers it.
     pub fn to_json(&self, currency: &Currency) -> Value {
         serde_json::to_value(self.body(currency)).unwrap_or(Value::Null)
@@ -200,6 +224,19 @@ pub struct LockedCart {
     /// The cart and the product to change, as read under the lock; `None` when the
     /// statement's snapshot is older than the lock (read it with `load_for_change`).
     pub read: Option<CartRead>,
+    /// Where `read`'s cart came from.
+    pub source: Source,
+}
+
+/// Where a locked cart's contents came from, cheapest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The caller's copy was current: no line read.
+    Cached,
+    /// The caller's copy, brought up to date with the line writes it lacked.
+    CaughtUp,
+    /// Every line read.
+    Whole,
 }
 
 /// Carts locked by `lock_many`, one entry per request, and the transaction's timestamp.
@@ -216,7 +253,9 @@ pub struct LockedCarts {
 ///
 /// `known[i]` is the cart the caller last saw for that token, if any: when the locked cart
 /// is that cart at that version and catalog revision, its lines are not read again (every
-/// change bumps the version, every product change the revision, so they are these).
+/// change bumps the version, every product change the revision, so they are these). When it
+/// is a few versions behind at that revision and the cart's recent history (V17) covers the
+/// versions it lacks, only those line writes are read, and the copy is brought up to date.
 ///
 /// The statement reads the carts as of its snapshot, taken before it waited for their locks.
 /// When a cart's version in that snapshot is the one the lock found, nobody changed the cart
@@ -245,7 +284,9 @@ pub async fn lock_many(
                ORDER BY c.id
                FOR UPDATE
            ), seen AS (
-               SELECT c.id, c.version, c.updated_at FROM carts c
+               SELECT c.id, c.version, c.updated_at, c.recent_from, c.recent_upto,
+                      c.recent_versions, c.recent_skus, c.recent_quantities
+               FROM carts c
                WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
            ), decided AS MATERIALIZED (
                -- Materialized, so that the product a change names is read once per change:
@@ -253,6 +294,10 @@ pub async fn lock_many(
                -- lines read its product 28 times, half of the statement's buffer reads).
                SELECT q.*, k.version, seen.version AS seen_version, seen.updated_at, r.revision,
                       (k.id = q.known_cart AND k.version = q.known_version AND r.revision = q.known_revision) AS known,
+                      coalesce(k.id = q.known_cart AND r.revision = q.known_revision AND q.known_version < k.version
+                               AND seen.recent_upto = k.version AND q.known_version >= seen.recent_from,
+                               false) AS catch_up,
+                      seen.recent_versions, seen.recent_skus, seen.recent_quantities,
                       t.name AS target_name, t.price_amount AS target_price, t.price_currency AS target_currency,
                       t.available AS target_available
                FROM session q
@@ -264,14 +309,26 @@ pub async fn lock_many(
            SELECT d.i AS "i!", d.session_id AS "session_id!", d.expires_at AS "session_expires_at!",
                   d.cart_id AS "cart_id!", d.version AS "version!",
                   d.seen_version AS "seen_version!", d.updated_at AS "updated_at!", d.revision AS "revision!",
-                  d.known AS "known!", now() AS "now!",
+                  d.known AS "known!", d.catch_up AS "catch_up!", now() AS "now!",
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   d.target_name AS "target_name?", d.target_price AS "target_price?",
                   d.target_currency AS "target_currency?: Currency", d.target_available AS "target_available?"
            FROM decided d
-           LEFT JOIN cart_contents l ON l.cart_id = d.cart_id AND NOT d.known
-           ORDER BY d.i, l.position"#,
+           LEFT JOIN LATERAL (
+               -- Every line, or only the writes the caller's copy lacks, oldest first (a
+               -- removed line, quantity 0, has no product), or nothing when the copy is current.
+               SELECT c.sku, c.name, c.quantity, c.price_amount, c.price_currency, c.position AS ord
+               FROM cart_contents c
+               WHERE c.cart_id = d.cart_id AND NOT d.known AND NOT d.catch_up
+               UNION ALL
+               SELECT w.sku, p.name, w.quantity, p.price_amount, p.price_currency, -w.n
+               FROM unnest(d.recent_skus, d.recent_quantities, d.recent_versions)
+                    WITH ORDINALITY AS w(sku, quantity, version, n)
+               LEFT JOIN products p ON p.sku = w.sku AND w.quantity > 0
+               WHERE d.catch_up AND w.version > d.known_version
+           ) l ON true
+           ORDER BY d.i, l.ord"#,
         tokens,
         skus,
         &known_cart,
@@ -293,25 +350,37 @@ pub async fn lock_many(
             lines.push((row.sku, row.name, row.quantity, row.price_amount, row.price_currency));
         }
         let Some(k) = usize::try_from(i - 1).ok().filter(|&k| k < carts.len()) else { continue };
-        let read = (first.seen_version == first.version).then(|| {
-            let product = LineProduct::found(
-                &first.target_name,
-                first.target_price,
-                &first.target_currency,
-                first.target_available,
-            );
-            let view = match &known[k] {
-                Some(known) if first.known => CartView::clone(known),
-                _ => assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()),
-            };
-            (view, product)
-        });
+        // `None` also when the copy could not be caught up: read under the lock instead.
+        let read = (first.seen_version == first.version)
+            .then(|| {
+                let product = LineProduct::found(
+                    &first.target_name,
+                    first.target_price,
+                    &first.target_currency,
+                    first.target_available,
+                );
+                let view = match &known[k] {
+                    Some(known) if first.known => CartView::clone(known),
+                    Some(known) if first.catch_up => {
+                        CartView::clone(known).caught_up(first.version, first.updated_at, lines)?
+                    }
+                    _ => assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()),
+                };
+                Some((view, product))
+            })
+            .flatten();
+        let source = match (&read, &known[k]) {
+            (Some(_), Some(_)) if first.known => Source::Cached,
+            (Some(_), Some(_)) if first.catch_up => Source::CaughtUp,
+            _ => Source::Whole,
+        };
         carts[k] = Some(LockedCart {
             session_id: first.session_id,
             session_expires_at: first.session_expires_at,
             cart_id: first.cart_id,
             version: first.version,
             read,
+            source,
         });
     }
     Ok(LockedCarts { carts, now })
@@ -392,15 +461,48 @@ pub struct LineWrites {
     pub slide: Vec<Uuid>,
 }
 
+/// How many line writes a cart row keeps (V17): enough for the versions a replica's copy of
+/// a cart falls behind through a round-robin balancer (each one-line change is one entry; a
+/// copy 8 versions behind is 1 in 256 with two replicas), few enough to keep the row small.
+const RECENT_WRITES: i32 = 8;
+
 /// Writes a batch of changes to locked carts in one statement: bumps each cart's version,
-/// upserts and deletes lines, and slides the sessions due to slide. It also lifts the
-/// statement timeout for the COMMIT that follows, as `store::commit` does and for the same
-/// reason, in this statement rather than a round trip of its own: the caller then commits
-/// with `Transaction::commit`.
+/// records the line writes in the cart's recent history (V17), upserts and deletes lines, and
+/// slides the sessions due to slide. It also lifts the statement timeout for the COMMIT that
+/// follows, as `store::commit` does and for the same reason, in this statement rather than a
+/// round trip of its own: the caller then commits with `Transaction::commit`.
 pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"WITH bumped AS (
-               UPDATE carts SET version = version + 1, updated_at = now() WHERE id = ANY($1)
+        r#"WITH written AS (
+               SELECT e.cart_id, array_agg(e.sku) AS skus, array_agg(e.quantity) AS quantities
+               FROM (SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
+                     UNION ALL
+                     SELECT d.cart_id, d.sku, 0 FROM unnest($5::uuid[], $6::text[]) AS d(cart_id, sku)
+                    ) AS e(cart_id, sku, quantity)
+               GROUP BY e.cart_id
+           ), history AS (
+               -- This version's writes first, then the history so far if it reaches this
+               -- version; else the history starts here.
+               SELECT c.id, c.version,
+                      CASE WHEN c.recent_upto = c.version THEN c.recent_from ELSE c.version END AS since,
+                      array_fill(c.version + 1, ARRAY[cardinality(coalesce(n.skus, '{}'))])
+                        || CASE WHEN c.recent_upto = c.version THEN c.recent_versions ELSE '{}' END AS versions,
+                      coalesce(n.skus, '{}')
+                        || CASE WHEN c.recent_upto = c.version THEN c.recent_skus ELSE '{}' END AS skus,
+                      coalesce(n.quantities, '{}')
+                        || CASE WHEN c.recent_upto = c.version THEN c.recent_quantities ELSE '{}' END AS quantities
+               FROM carts c LEFT JOIN written n ON n.cart_id = c.id
+               WHERE c.id = ANY($1)
+           ), bumped AS (
+               -- Kept to $9 writes. Cut inside a version, that version's writes are partly
+               -- gone: the history then starts at it (the first write cut names it).
+               UPDATE carts c SET version = c.version + 1, updated_at = now(),
+                      recent_upto = c.version + 1,
+                      recent_from = greatest(h.since, h.versions[$9 + 1]),
+                      recent_versions = h.versions[1:$9],
+                      recent_skus = h.skus[1:$9],
+                      recent_quantities = h.quantities[1:$9]
+               FROM history h WHERE c.id = h.id
            ), set_lines AS (
                INSERT INTO cart_lines (cart_id, sku, quantity)
                SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
@@ -420,7 +522,8 @@ pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: D
         &w.removed_cart,
         &w.removed_sku,
         &w.slide,
-        session_ttl.as_secs_f64()
+        session_ttl.as_secs_f64(),
+        RECENT_WRITES
     )
     .fetch_one(tx)
     .await?;

@@ -418,3 +418,100 @@ async fn a_mixed_concurrent_workload_keeps_every_invariant() {
     }
     apps[0].assert_invariants().await;
 }
+
+#[tokio::test]
+async fn a_replica_whose_copy_of_a_cart_is_behind_brings_it_up_to_date_exactly() {
+    // Three replicas, each change on one of them at random, so each replica's copy of the
+    // cart is current, a few versions behind (caught up from the cart's recent line writes)
+    // or too far behind or past a price change or a checkout (read whole). Every answer and
+    // every read must be the cart a fresh read would show.
+    let apps = spawn_replicas(3, &[]).await;
+    let skus: Vec<String> = (0..12).map(|i| format!("CU-{i:02}")).collect();
+    apps[0].stocked_in_bulk(&skus, 100, 100_000).await;
+    let token = apps[0].session().await;
+    let mut price: Vec<i64> = vec![100; skus.len()];
+    let mut lines: Vec<(usize, i64)> = Vec::new();
+    let mut version = 0i64;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..400 {
+        let app = &apps[next(3) as usize];
+        let s = next(skus.len() as u64) as usize;
+        let kind = next(20);
+        let answer = match kind {
+            0..=9 => {
+                let quantity = next(3) as i64 + 1;
+                match lines.iter_mut().find(|(k, _)| *k == s) {
+                    Some(line) => line.1 += quantity,
+                    None => lines.push((s, quantity)),
+                }
+                app.add(&token, &skus[s], quantity).await
+            }
+            10..=14 => {
+                let quantity = next(4) as i64;
+                match (lines.iter_mut().find(|(k, _)| *k == s), quantity) {
+                    (_, 0) => lines.retain(|(k, _)| *k != s),
+                    (Some(line), _) => line.1 = quantity,
+                    (None, _) => lines.push((s, quantity)),
+                }
+                app.set_item(&token, &skus[s], quantity).await
+            }
+            15..=16 => {
+                lines.retain(|(k, _)| *k != s);
+                app.remove_item(&token, &skus[s]).await
+            }
+            17 => {
+                lines.clear();
+                app.clear_cart(&token).await
+            }
+            18 => {
+                price[s] += 7;
+                app.put_product(&skus[s], &format!("Product {}", skus[s]), price[s]).await.assert_status(200);
+                app.cart(&token).await
+            }
+            _ if !lines.is_empty() => {
+                app.checkout(&token, &format!("catch-up-{step}")).await.assert_status(201);
+                lines.clear();
+                app.cart(&token).await
+            }
+            _ => app.cart(&token).await,
+        };
+        answer.assert_status(200);
+        let got = answer.body["version"].as_i64().unwrap();
+        // Steps 18 and up read the cart after a price change or a checkout: a checkout bumps
+        // the version, a price change does not.
+        assert!(got > version || (kind >= 18 && got == version), "step {step}: version {got} after {version}");
+        version = got;
+        for reply in [answer, apps[next(3) as usize].cart(&token).await] {
+            let shown: Vec<(String, i64, i64)> = reply.body["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let sku = l["sku"].as_str().unwrap().to_owned();
+                    (sku, l["quantity"].as_i64().unwrap(), l["unit_price"]["amount"].as_i64().unwrap())
+                })
+                .collect();
+            let expected: Vec<(String, i64, i64)> =
+                lines.iter().map(|&(k, q)| (skus[k].clone(), q, price[k])).collect();
+            assert_eq!(shown, expected, "step {step}");
+            assert_eq!(reply.body["version"].as_i64(), Some(version), "step {step}");
+        }
+    }
+    let mut reads = [0.0; 3];
+    for app in &apps {
+        let metrics = app.get("/metrics", Auth::None).await.text;
+        for (i, how) in ["cached", "caught_up", "whole"].iter().enumerate() {
+            reads[i] += metric(&metrics, &format!("stockcart_cart_change_reads_total{{read=\"{how}\"}}"));
+        }
+    }
+    let [cached, caught_up, whole] = reads;
+    assert!(cached > 0.0 && caught_up > 0.0 && whole > 0.0, "every way was taken: {reads:?}");
+    assert!(caught_up > whole, "most copies behind were caught up: {reads:?}");
+    apps[0].assert_invariants().await;
+}

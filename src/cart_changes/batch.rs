@@ -190,15 +190,14 @@ async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
         }
         view.version += 1;
         view.updated_at = locked.now;
-        net_lines(view.id, &before, &view.lines, &mut writes);
-        writes.carts.push(view.id);
+        writes.change(view.id, cart.version, cart.recent, &net_lines(&before, &view.lines));
         if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
             writes.slide.push(cart.session_id);
         }
         round.answers.push((i, Ok(view)));
     }
 
-    if writes.carts.is_empty() {
+    if writes.is_empty() {
         // Every change was refused: nothing to write or wait for.
         let _ = tx.rollback().await;
         return Ok(round);
@@ -210,19 +209,13 @@ async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
 }
 
 /// The line writes that take a cart's lines from `before` to `after`: each changed or new
-/// line upserted, each dropped line deleted.
-fn net_lines(cart: uuid::Uuid, before: &[CartLine], after: &[CartLine], writes: &mut LineWrites) {
-    for line in after {
-        if !before.iter().any(|b| b.sku == line.sku && b.quantity == line.quantity) {
-            writes.set_cart.push(cart);
-            writes.set_sku.push(line.sku.clone());
-            writes.set_quantity.push(line.quantity);
-        }
-    }
-    for line in before {
-        if !after.iter().any(|a| a.sku == line.sku) {
-            writes.removed_cart.push(cart);
-            writes.removed_sku.push(line.sku.clone());
-        }
-    }
+/// line set, each dropped line set to 0 (removed).
+fn net_lines(before: &[CartLine], after: &[CartLine]) -> Vec<(String, i32)> {
+    let set = after
+        .iter()
+        .filter(|line| !before.iter().any(|b| b.sku == line.sku && b.quantity == line.quantity))
+        .map(|line| (line.sku.clone(), line.quantity));
+    let removed =
+        before.iter().filter(|line| !after.iter().any(|a| a.sku == line.sku)).map(|line| (line.sku.clone(), 0));
+    set.chain(removed).collect()
 }

@@ -226,6 +226,9 @@ pub struct LockedCart {
     pub read: Option<CartRead>,
     /// Where `read`'s cart came from.
     pub source: Source,
+    /// The cart's history as `read` found it (none when `read` is `None`: the change then
+    /// starts a new one).
+    pub recent: Recent,
 }
 
 /// Where a locked cart's contents came from, cheapest first.
@@ -297,6 +300,7 @@ pub async fn lock_many(
                       coalesce(k.id = q.known_cart AND r.revision = q.known_revision AND q.known_version < k.version
                                AND seen.recent_upto = k.version AND q.known_version >= seen.recent_from,
                                false) AS catch_up,
+                      seen.recent_from, seen.recent_upto,
                       seen.recent_versions, seen.recent_skus, seen.recent_quantities,
                       t.name AS target_name, t.price_amount AS target_price, t.price_currency AS target_currency,
                       t.available AS target_available
@@ -310,6 +314,8 @@ pub async fn lock_many(
                   d.cart_id AS "cart_id!", d.version AS "version!",
                   d.seen_version AS "seen_version!", d.updated_at AS "updated_at!", d.revision AS "revision!",
                   d.known AS "known!", d.catch_up AS "catch_up!", now() AS "now!",
+                  d.recent_from, d.recent_upto, d.recent_versions AS "recent_versions!",
+                  d.recent_skus AS "recent_skus!", d.recent_quantities AS "recent_quantities!",
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   d.target_name AS "target_name?", d.target_price AS "target_price?",
@@ -379,6 +385,19 @@ pub async fn lock_many(
             session_expires_at: first.session_expires_at,
             cart_id: first.cart_id,
             version: first.version,
+            recent: if read.is_some() {
+                Recent {
+                    since: first.recent_from,
+                    upto: first.recent_upto,
+                    writes: (first.recent_versions.into_iter())
+                        .zip(first.recent_skus)
+                        .zip(first.recent_quantities)
+                        .map(|((v, sku), q)| (v, sku, q))
+                        .collect(),
+                }
+            } else {
+                Recent::default()
+            },
             read,
             source,
         });
@@ -446,63 +465,114 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
     Ok(Some((view, product)))
 }
 
+/// How many line writes a cart row keeps (V17): enough for the versions a replica's copy of
+/// a cart falls behind through a round-robin balancer (each one-line change is one write; a
+/// copy 8 versions behind is 1 in 256 with two replicas), few enough to keep the row small.
+const RECENT_WRITES: usize = 8;
+
+/// A cart's recent line writes (V17) as its row keeps them: every write of each version in
+/// (since, upto], newest first; a quantity of 0 is a line removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recent {
+    since: Option<i64>,
+    upto: Option<i64>,
+    writes: Vec<(i64, String, i32)>,
+}
+
+impl Recent {
+    /// The history once `writes` have made version `version + 1` of a cart at `version`: this
+    /// version's writes first, then the history so far if it reaches `version` (anything else
+    /// that bumped the version broke it, and it starts again here), kept to `RECENT_WRITES`.
+    /// Cut inside a version, that version's writes are partly gone: it then starts at it.
+    pub fn after(self, version: i64, writes: &[(String, i32)]) -> Recent {
+        let mut kept: Vec<(i64, String, i32)> =
+            writes.iter().map(|(sku, quantity)| (version + 1, sku.clone(), *quantity)).collect();
+        let mut since = version;
+        if let (Some(from), Some(upto)) = (self.since, self.upto) {
+            if upto == version {
+                since = from;
+                kept.extend(self.writes);
+            }
+        }
+        if let Some(&(cut, ..)) = kept.get(RECENT_WRITES) {
+            since = since.max(cut);
+            kept.truncate(RECENT_WRITES);
+        }
+        Recent { since: Some(since), upto: Some(version + 1), writes: kept }
+    }
+}
+
 /// The lines a batch of cart changes writes, net of what the carts held: each (cart, SKU)
 /// at most once, so one statement can write them all.
 #[derive(Debug, Default)]
 pub struct LineWrites {
     /// Carts changed: each is bumped once (a batch changes a cart once).
-    pub carts: Vec<Uuid>,
-    pub set_cart: Vec<Uuid>,
-    pub set_sku: Vec<String>,
-    pub set_quantity: Vec<i32>,
-    pub removed_cart: Vec<Uuid>,
-    pub removed_sku: Vec<String>,
+    carts: Vec<Uuid>,
+    /// Each changed cart's history (`Recent`), its writes flattened into the `recent_*`
+    /// arrays: cart i's are `[first[i], last[i]]`, 1-based and inclusive like SQL's slices.
+    recent_since: Vec<i64>,
+    recent_first: Vec<i32>,
+    recent_last: Vec<i32>,
+    recent_versions: Vec<i64>,
+    recent_skus: Vec<String>,
+    recent_quantities: Vec<i32>,
+    set_cart: Vec<Uuid>,
+    set_sku: Vec<String>,
+    set_quantity: Vec<i32>,
+    removed_cart: Vec<Uuid>,
+    removed_sku: Vec<String>,
     /// Sessions whose expiry slides with this change.
     pub slide: Vec<Uuid>,
 }
 
-/// How many line writes a cart row keeps (V17): enough for the versions a replica's copy of
-/// a cart falls behind through a round-robin balancer (each one-line change is one entry; a
-/// copy 8 versions behind is 1 in 256 with two replicas), few enough to keep the row small.
-const RECENT_WRITES: i32 = 8;
+impl LineWrites {
+    /// A change of `cart`, locked at `version` with its history `recent`: the cart is bumped
+    /// and each line set (a quantity of 0: removed).
+    pub fn change(&mut self, cart: Uuid, version: i64, recent: Recent, lines: &[(String, i32)]) {
+        for (sku, quantity) in lines {
+            if *quantity == 0 {
+                self.removed_cart.push(cart);
+                self.removed_sku.push(sku.clone());
+            } else {
+                self.set_cart.push(cart);
+                self.set_sku.push(sku.clone());
+                self.set_quantity.push(*quantity);
+            }
+        }
+        let recent = recent.after(version, lines);
+        self.carts.push(cart);
+        self.recent_since.push(recent.since.unwrap_or(version));
+        // At most RECENT_WRITES a cart and MAX_BATCH carts a batch: it fits.
+        self.recent_first.push(self.recent_versions.len() as i32 + 1);
+        for (version, sku, quantity) in recent.writes {
+            self.recent_versions.push(version);
+            self.recent_skus.push(sku);
+            self.recent_quantities.push(quantity);
+        }
+        self.recent_last.push(self.recent_versions.len() as i32);
+    }
 
-/// Writes a batch of changes to locked carts in one statement: bumps each cart's version,
-/// records the line writes in the cart's recent history (V17), upserts and deletes lines, and
-/// slides the sessions due to slide. It also lifts the statement timeout for the COMMIT that
-/// follows, as `store::commit` does and for the same reason, in this statement rather than a
-/// round trip of its own: the caller then commits with `Transaction::commit`.
+    /// Whether no cart is changed.
+    pub fn is_empty(&self) -> bool {
+        self.carts.is_empty()
+    }
+}
+
+/// Writes a batch of changes to locked carts in one statement: bumps each cart's version and
+/// keeps its history (V17), upserts and deletes lines, and slides the sessions due to slide.
+/// It also lifts the statement timeout for the COMMIT that follows, as `store::commit` does
+/// and for the same reason, in this statement rather than a round trip of its own: the caller
+/// then commits with `Transaction::commit`.
 pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: Duration) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"WITH written AS (
-               SELECT e.cart_id, array_agg(e.sku) AS skus, array_agg(e.quantity) AS quantities
-               FROM (SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
-                     UNION ALL
-                     SELECT d.cart_id, d.sku, 0 FROM unnest($5::uuid[], $6::text[]) AS d(cart_id, sku)
-                    ) AS e(cart_id, sku, quantity)
-               GROUP BY e.cart_id
-           ), history AS (
-               -- This version's writes first, then the history so far if it reaches this
-               -- version; else the history starts here.
-               SELECT c.id, c.version,
-                      CASE WHEN c.recent_upto = c.version THEN c.recent_from ELSE c.version END AS since,
-                      array_fill(c.version + 1, ARRAY[cardinality(coalesce(n.skus, '{}'))])
-                        || CASE WHEN c.recent_upto = c.version THEN c.recent_versions ELSE '{}' END AS versions,
-                      coalesce(n.skus, '{}')
-                        || CASE WHEN c.recent_upto = c.version THEN c.recent_skus ELSE '{}' END AS skus,
-                      coalesce(n.quantities, '{}')
-                        || CASE WHEN c.recent_upto = c.version THEN c.recent_quantities ELSE '{}' END AS quantities
-               FROM carts c LEFT JOIN written n ON n.cart_id = c.id
-               WHERE c.id = ANY($1)
-           ), bumped AS (
-               -- Kept to $9 writes. Cut inside a version, that version's writes are partly
-               -- gone: the history then starts at it (the first write cut names it).
+        r#"WITH bumped AS (
                UPDATE carts c SET version = c.version + 1, updated_at = now(),
-                      recent_upto = c.version + 1,
-                      recent_from = greatest(h.since, h.versions[$9 + 1]),
-                      recent_versions = h.versions[1:$9],
-                      recent_skus = h.skus[1:$9],
-                      recent_quantities = h.quantities[1:$9]
-               FROM history h WHERE c.id = h.id
+                      recent_from = u.since, recent_upto = c.version + 1,
+                      recent_versions = ($9::bigint[])[u.first:u.last],
+                      recent_skus = ($10::text[])[u.first:u.last],
+                      recent_quantities = ($11::int[])[u.first:u.last]
+               FROM unnest($1::uuid[], $12::bigint[], $13::int[], $14::int[]) AS u(id, since, first, last)
+               WHERE c.id = u.id
            ), set_lines AS (
                INSERT INTO cart_lines (cart_id, sku, quantity)
                SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
@@ -523,7 +593,12 @@ pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: D
         &w.removed_sku,
         &w.slide,
         session_ttl.as_secs_f64(),
-        RECENT_WRITES
+        &w.recent_versions,
+        &w.recent_skus,
+        &w.recent_quantities,
+        &w.recent_since,
+        &w.recent_first,
+        &w.recent_last
     )
     .fetch_one(tx)
     .await?;
@@ -582,4 +657,47 @@ pub async fn merge_guest_cart(tx: &mut PgConnection, guest: Uuid, into: Uuid) ->
 pub async fn delete_guest(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("DELETE FROM carts WHERE id = $1 AND customer_id IS NULL", cart_id).execute(tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(list: &[(&str, i32)]) -> Vec<(String, i32)> {
+        list.iter().map(|(sku, q)| (sku.to_string(), *q)).collect()
+    }
+
+    #[test]
+    fn a_history_grows_newest_first_while_it_reaches_the_version() {
+        let one = Recent::default().after(4, &writes(&[("A", 1)]));
+        assert_eq!((one.since, one.upto), (Some(4), Some(5)));
+        let two = one.after(5, &writes(&[("B", 2), ("A", 0)]));
+        assert_eq!((two.since, two.upto), (Some(4), Some(6)));
+        assert_eq!(two.writes, vec![(6, "B".into(), 2), (6, "A".into(), 0), (5, "A".into(), 1)]);
+    }
+
+    #[test]
+    fn a_version_made_elsewhere_starts_the_history_again() {
+        // Version 6 came from a checkout or a merge, which keep no history.
+        let broken = Recent::default().after(4, &writes(&[("A", 1)])).after(6, &writes(&[("B", 1)]));
+        assert_eq!((broken.since, broken.upto), (Some(6), Some(7)));
+        assert_eq!(broken.writes, vec![(7, "B".into(), 1)]);
+    }
+
+    #[test]
+    fn a_history_cut_inside_a_version_starts_at_that_version() {
+        let mut recent = Recent::default();
+        for v in 0..7 {
+            recent = recent.after(v, &writes(&[("A", v as i32 + 1)]));
+        }
+        // Versions 1..=7, one write each; clearing three lines makes version 8.
+        let cut = recent.after(7, &writes(&[("A", 0), ("B", 0), ("C", 0)]));
+        assert_eq!(cut.writes.len(), RECENT_WRITES);
+        assert_eq!(cut.writes.last(), Some(&(3, "A".into(), 3)));
+        // Versions 3..=8 are whole: a copy at version 2 or later can catch up.
+        assert_eq!((cut.since, cut.upto), (Some(2), Some(8)));
+        // Cut between two writes of one version: that version is no longer whole.
+        let big = Recent::default().after(0, &writes(&[("A", 1)])).after(1, &writes(&[("X", 0); 9]));
+        assert_eq!((big.since, big.upto), (Some(2), Some(2)));
+    }
 }

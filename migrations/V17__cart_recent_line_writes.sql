@@ -15,3 +15,13 @@ ALTER TABLE carts
     ADD COLUMN recent_versions bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN recent_skus text[] NOT NULL DEFAULT '{}',
     ADD COLUMN recent_quantities integer[] NOT NULL DEFAULT '{}';
+
+-- A history whose arrays fell out of step would pair a SKU with another write's version, and a
+-- copy caught up from it would be wrong with nothing to notice: refused here instead. NOT
+-- VALID skips checking the existing rows, which hold the empty defaults, so adding these
+-- constraints does not scan the table; every row written from now on is checked.
+ALTER TABLE carts
+    ADD CONSTRAINT carts_recent_aligned
+        CHECK (cardinality(recent_versions) = cardinality(recent_skus)
+               AND cardinality(recent_skus) = cardinality(recent_quantities)) NOT VALID,
+    ADD CONSTRAINT carts_recent_range CHECK (recent_from <= recent_upto) NOT VALID;

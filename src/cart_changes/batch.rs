@@ -16,7 +16,7 @@ use crate::{
     error::{is_unreachable, ApiError},
     metrics::Metrics,
     store::{
-        carts::{self, CartLine, CartView, LineWrites, Source},
+        carts::{self, CartLine, CartRead, CartView, LineWrites, Source},
         sessions,
     },
 };
@@ -163,7 +163,7 @@ async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
             Source::Whole => &metrics.carts_read_whole,
         };
         source.fetch_add(1, Ordering::Relaxed);
-        let (mut view, product) = match cart.read {
+        let CartRead { cart: mut view, product, recent } = match cart.read {
             Some(read) => read,
             // A change of another batch came between the statement's snapshot and the lock:
             // read the cart again, under the lock.
@@ -190,9 +190,9 @@ async fn transact(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
         }
         view.version += 1;
         view.updated_at = locked.now;
-        writes.change(view.id, cart.version, cart.recent, &net_lines(&before, &view.lines));
+        writes.change(view.id, cart.version, recent, &net_lines(&before, &view.lines));
         if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
-            writes.slide.push(cart.session_id);
+            writes.slide(cart.session_id);
         }
         round.answers.push((i, Ok(view)));
     }

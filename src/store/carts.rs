@@ -37,15 +37,21 @@ impl CartView {
 
     /// Sets a line as the database now has it: updated in place, or appended (new lines come last).
     pub fn set_line(&mut self, sku: &str, quantity: i32, product: &LineProduct) {
-        match self.lines.iter_mut().find(|l| l.sku == sku) {
-            Some(line) => line.quantity = quantity,
-            None => self.lines.push(CartLine {
-                sku: sku.to_owned(),
-                name: product.name.clone(),
-                quantity,
-                unit_price: product.unit_price,
-                currency: product.currency.clone(),
-            }),
+        self.put_line(CartLine {
+            sku: sku.to_owned(),
+            name: product.name.clone(),
+            quantity,
+            unit_price: product.unit_price,
+            currency: product.currency.clone(),
+        });
+    }
+
+    /// The one place a line is set: the quantity where the cart has the line, else the line
+    /// last, where the database's `position` puts a line inserted now.
+    fn put_line(&mut self, new: CartLine) {
+        match self.lines.iter_mut().find(|l| l.sku == new.sku) {
+            Some(line) => line.quantity = new.quantity,
+            None => self.lines.push(new),
         }
     }
 
@@ -54,20 +60,17 @@ impl CartView {
     }
 
     /// This copy brought up to `version` with the line writes that made the versions it
-    /// lacks, oldest first, as `lock_many` reads them from the cart's recent history: a
-    /// quantity of 0 removes the line, any other sets it (a new line comes last, where the
-    /// database's `position` puts it). `None` when a line set has no product row, which
-    /// a full read would not show either: the caller reads the cart instead.
+    /// lacks, oldest first, as `lock_many` reads them from the cart's history: a quantity of
+    /// 0 removes the line, any other sets it. A line set always has its product (cart lines
+    /// reference products); were one missing, the copy is given up (`None`) and the caller
+    /// reads the cart under its lock rather than answer a cart no read would show.
     fn caught_up(mut self, version: i64, updated_at: DateTime<Utc>, writes: Vec<LineRow>) -> Option<CartView> {
         for write in writes {
             match write {
                 (None, ..) => {}
                 (Some(sku), _, Some(0), ..) => self.remove_line(&sku),
                 (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
-                    match self.lines.iter_mut().find(|l| l.sku == sku) {
-                        Some(line) => line.quantity = quantity,
-                        None => self.lines.push(CartLine { sku, name, quantity, unit_price, currency }),
-                    }
+                    self.put_line(CartLine { sku, name, quantity, unit_price, currency })
                 }
                 (Some(_), ..) => return None,
             }
@@ -226,9 +229,6 @@ pub struct LockedCart {
     pub read: Option<CartRead>,
     /// Where `read`'s cart came from.
     pub source: Source,
-    /// The cart's history as `read` found it (none when `read` is `None`: the change then
-    /// starts a new one).
-    pub recent: Recent,
 }
 
 /// Where a locked cart's contents came from, cheapest first.
@@ -324,17 +324,18 @@ pub async fn lock_many(
            LEFT JOIN LATERAL (
                -- Every line, or only the writes the caller's copy lacks, oldest first (a
                -- removed line, quantity 0, has no product), or nothing when the copy is current.
-               SELECT c.sku, c.name, c.quantity, c.price_amount, c.price_currency, c.position AS ord
+               SELECT c.sku, c.name, c.quantity, c.price_amount, c.price_currency, c.position AS ord, 0::bigint AS ord2
                FROM cart_contents c
                WHERE c.cart_id = d.cart_id AND NOT d.known AND NOT d.catch_up
                UNION ALL
-               SELECT w.sku, p.name, w.quantity, p.price_amount, p.price_currency, -w.n
+               -- Versions oldest first, and each version's writes in the order it wrote them.
+               SELECT w.sku, p.name, w.quantity, p.price_amount, p.price_currency, w.version, w.n
                FROM unnest(d.recent_skus, d.recent_quantities, d.recent_versions)
                     WITH ORDINALITY AS w(sku, quantity, version, n)
                LEFT JOIN products p ON p.sku = w.sku AND w.quantity > 0
                WHERE d.catch_up AND w.version > d.known_version
            ) l ON true
-           ORDER BY d.i, l.ord"#,
+           ORDER BY d.i, l.ord, l.ord2"#,
         tokens,
         skus,
         &known_cart,
@@ -356,48 +357,40 @@ pub async fn lock_many(
             lines.push((row.sku, row.name, row.quantity, row.price_amount, row.price_currency));
         }
         let Some(k) = usize::try_from(i - 1).ok().filter(|&k| k < carts.len()) else { continue };
-        // `None` also when the copy could not be caught up: read under the lock instead.
-        let read = (first.seen_version == first.version)
-            .then(|| {
-                let product = LineProduct::found(
-                    &first.target_name,
-                    first.target_price,
-                    &first.target_currency,
-                    first.target_available,
-                );
-                let view = match &known[k] {
-                    Some(known) if first.known => CartView::clone(known),
-                    Some(known) if first.catch_up => {
-                        CartView::clone(known).caught_up(first.version, first.updated_at, lines)?
-                    }
-                    _ => assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter()),
-                };
-                Some((view, product))
-            })
-            .flatten();
-        let source = match (&read, &known[k]) {
-            (Some(_), Some(_)) if first.known => Source::Cached,
-            (Some(_), Some(_)) if first.catch_up => Source::CaughtUp,
-            _ => Source::Whole,
+        // `known` and `catch_up` are only true where the caller's copy is this cart.
+        let (view, source) = match &known[k] {
+            Some(known) if first.known => (Some(CartView::clone(known)), Source::Cached),
+            Some(known) if first.catch_up => {
+                (CartView::clone(known).caught_up(first.version, first.updated_at, lines), Source::CaughtUp)
+            }
+            _ => {
+                let view = assemble(first.cart_id, first.version, first.updated_at, first.revision, lines.into_iter());
+                (Some(view), Source::Whole)
+            }
         };
+        // `None` also when the copy could not be caught up: read under the lock instead.
+        let read = view.filter(|_| first.seen_version == first.version).map(|cart| CartRead {
+            cart,
+            product: LineProduct::found(
+                &first.target_name,
+                first.target_price,
+                &first.target_currency,
+                first.target_available,
+            ),
+            recent: Recent::read(
+                first.recent_from,
+                first.recent_upto,
+                first.recent_versions,
+                first.recent_skus,
+                first.recent_quantities,
+            ),
+        });
+        let source = if read.is_some() { source } else { Source::Whole };
         carts[k] = Some(LockedCart {
             session_id: first.session_id,
             session_expires_at: first.session_expires_at,
             cart_id: first.cart_id,
             version: first.version,
-            recent: if read.is_some() {
-                Recent {
-                    since: first.recent_from,
-                    upto: first.recent_upto,
-                    writes: (first.recent_versions.into_iter())
-                        .zip(first.recent_skus)
-                        .zip(first.recent_quantities)
-                        .map(|((v, sku), q)| (v, sku, q))
-                        .collect(),
-                }
-            } else {
-                Recent::default()
-            },
             read,
             source,
         });
@@ -405,8 +398,15 @@ pub async fn lock_many(
     Ok(LockedCarts { carts, now })
 }
 
-/// A cart as a change reads it: the cart, and the product to change (`None`: no such product).
-pub type CartRead = (CartView, Option<LineProduct>);
+/// A cart as a change reads it under the cart's lock.
+#[derive(Debug, Clone)]
+pub struct CartRead {
+    pub cart: CartView,
+    /// The product the change names; `None`: no such product.
+    pub product: Option<LineProduct>,
+    /// The cart's history, which the change continues.
+    pub recent: Recent,
+}
 
 /// A product as a cart line needs it, with what is available now.
 #[derive(Debug, Clone)]
@@ -439,6 +439,7 @@ impl LineProduct {
 pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) -> Result<Option<CartRead>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT c.version, c.updated_at, r.revision,
+                  c.recent_from, c.recent_upto, c.recent_versions, c.recent_skus, c.recent_quantities,
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
                   l.price_amount AS "price_amount?", l.price_currency AS "price_currency?: Currency",
                   t.name AS "target_name?", t.price_amount AS "target_price?",
@@ -459,10 +460,17 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
     };
     let product =
         LineProduct::found(&first.target_name, first.target_price, &first.target_currency, first.target_available);
+    let recent = Recent::read(
+        first.recent_from,
+        first.recent_upto,
+        first.recent_versions.clone(),
+        first.recent_skus.clone(),
+        first.recent_quantities.clone(),
+    );
     let (version, updated_at, revision) = (first.version, first.updated_at, first.revision);
     let lines = rows.into_iter().map(|r| (r.sku, r.name, r.quantity, r.price_amount, r.price_currency));
-    let view = assemble(cart_id, version, updated_at, revision, lines);
-    Ok(Some((view, product)))
+    let cart = assemble(cart_id, version, updated_at, revision, lines);
+    Ok(Some(CartRead { cart, product, recent }))
 }
 
 /// How many line writes a cart row keeps (V17): enough for the versions a replica's copy of
@@ -471,15 +479,38 @@ pub async fn load_for_change(tx: &mut PgConnection, cart_id: Uuid, sku: &str) ->
 const RECENT_WRITES: usize = 8;
 
 /// A cart's recent line writes (V17) as its row keeps them: every write of each version in
-/// (since, upto], newest first; a quantity of 0 is a line removed.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// (from, upto], newest first; a quantity of 0 is a line removed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recent {
-    since: Option<i64>,
-    upto: Option<i64>,
+    from: i64,
+    upto: i64,
     writes: Vec<(i64, String, i32)>,
 }
 
 impl Recent {
+    /// No history: a cart no cart change has written yet. Versions start at 0, so no
+    /// version continues it.
+    pub fn none() -> Recent {
+        Recent { from: -1, upto: -1, writes: Vec::new() }
+    }
+
+    /// The history from its columns.
+    fn read(
+        from: Option<i64>,
+        upto: Option<i64>,
+        versions: Vec<i64>,
+        skus: Vec<String>,
+        quantities: Vec<i32>,
+    ) -> Recent {
+        match (from, upto) {
+            (Some(from), Some(upto)) => {
+                let writes = versions.into_iter().zip(skus).zip(quantities).map(|((v, sku), q)| (v, sku, q)).collect();
+                Recent { from, upto, writes }
+            }
+            _ => Recent::none(),
+        }
+    }
+
     /// The history once `writes` have made version `version + 1` of a cart at `version`: this
     /// version's writes first, then the history so far if it reaches `version` (anything else
     /// that bumped the version broke it, and it starts again here), kept to `RECENT_WRITES`.
@@ -487,18 +518,16 @@ impl Recent {
     pub fn after(self, version: i64, writes: &[(String, i32)]) -> Recent {
         let mut kept: Vec<(i64, String, i32)> =
             writes.iter().map(|(sku, quantity)| (version + 1, sku.clone(), *quantity)).collect();
-        let mut since = version;
-        if let (Some(from), Some(upto)) = (self.since, self.upto) {
-            if upto == version {
-                since = from;
-                kept.extend(self.writes);
-            }
+        let mut from = version;
+        if self.upto == version {
+            from = self.from;
+            kept.extend(self.writes);
         }
         if let Some(&(cut, ..)) = kept.get(RECENT_WRITES) {
-            since = since.max(cut);
+            from = from.max(cut);
             kept.truncate(RECENT_WRITES);
         }
-        Recent { since: Some(since), upto: Some(version + 1), writes: kept }
+        Recent { from, upto: version + 1, writes: kept }
     }
 }
 
@@ -510,7 +539,8 @@ pub struct LineWrites {
     carts: Vec<Uuid>,
     /// Each changed cart's history (`Recent`), its writes flattened into the `recent_*`
     /// arrays: cart i's are `[first[i], last[i]]`, 1-based and inclusive like SQL's slices.
-    recent_since: Vec<i64>,
+    recent_from: Vec<i64>,
+    recent_upto: Vec<i64>,
     recent_first: Vec<i32>,
     recent_last: Vec<i32>,
     recent_versions: Vec<i64>,
@@ -522,7 +552,7 @@ pub struct LineWrites {
     removed_cart: Vec<Uuid>,
     removed_sku: Vec<String>,
     /// Sessions whose expiry slides with this change.
-    pub slide: Vec<Uuid>,
+    slide: Vec<Uuid>,
 }
 
 impl LineWrites {
@@ -541,15 +571,21 @@ impl LineWrites {
         }
         let recent = recent.after(version, lines);
         self.carts.push(cart);
-        self.recent_since.push(recent.since.unwrap_or(version));
+        self.recent_from.push(recent.from);
+        self.recent_upto.push(recent.upto);
         // At most RECENT_WRITES a cart and MAX_BATCH carts a batch: it fits.
         self.recent_first.push(self.recent_versions.len() as i32 + 1);
-        for (version, sku, quantity) in recent.writes {
-            self.recent_versions.push(version);
+        for (made, sku, quantity) in recent.writes {
+            self.recent_versions.push(made);
             self.recent_skus.push(sku);
             self.recent_quantities.push(quantity);
         }
         self.recent_last.push(self.recent_versions.len() as i32);
+    }
+
+    /// Slides this session's expiry with the change.
+    pub fn slide(&mut self, session: Uuid) {
+        self.slide.push(session);
     }
 
     /// Whether no cart is changed.
@@ -567,11 +603,12 @@ pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: D
     sqlx::query!(
         r#"WITH bumped AS (
                UPDATE carts c SET version = c.version + 1, updated_at = now(),
-                      recent_from = u.since, recent_upto = c.version + 1,
+                      recent_from = u.recent_from, recent_upto = u.recent_upto,
                       recent_versions = ($9::bigint[])[u.first:u.last],
                       recent_skus = ($10::text[])[u.first:u.last],
                       recent_quantities = ($11::int[])[u.first:u.last]
-               FROM unnest($1::uuid[], $12::bigint[], $13::int[], $14::int[]) AS u(id, since, first, last)
+               FROM unnest($1::uuid[], $12::bigint[], $13::bigint[], $14::int[], $15::int[])
+                    AS u(id, recent_from, recent_upto, first, last)
                WHERE c.id = u.id
            ), set_lines AS (
                INSERT INTO cart_lines (cart_id, sku, quantity)
@@ -596,7 +633,8 @@ pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: D
         &w.recent_versions,
         &w.recent_skus,
         &w.recent_quantities,
-        &w.recent_since,
+        &w.recent_from,
+        &w.recent_upto,
         &w.recent_first,
         &w.recent_last
     )
@@ -669,24 +707,24 @@ mod tests {
 
     #[test]
     fn a_history_grows_newest_first_while_it_reaches_the_version() {
-        let one = Recent::default().after(4, &writes(&[("A", 1)]));
-        assert_eq!((one.since, one.upto), (Some(4), Some(5)));
+        let one = Recent::none().after(4, &writes(&[("A", 1)]));
+        assert_eq!((one.from, one.upto), (4, 5));
         let two = one.after(5, &writes(&[("B", 2), ("A", 0)]));
-        assert_eq!((two.since, two.upto), (Some(4), Some(6)));
+        assert_eq!((two.from, two.upto), (4, 6));
         assert_eq!(two.writes, vec![(6, "B".into(), 2), (6, "A".into(), 0), (5, "A".into(), 1)]);
     }
 
     #[test]
     fn a_version_made_elsewhere_starts_the_history_again() {
         // Version 6 came from a checkout or a merge, which keep no history.
-        let broken = Recent::default().after(4, &writes(&[("A", 1)])).after(6, &writes(&[("B", 1)]));
-        assert_eq!((broken.since, broken.upto), (Some(6), Some(7)));
+        let broken = Recent::none().after(4, &writes(&[("A", 1)])).after(6, &writes(&[("B", 1)]));
+        assert_eq!((broken.from, broken.upto), (6, 7));
         assert_eq!(broken.writes, vec![(7, "B".into(), 1)]);
     }
 
     #[test]
     fn a_history_cut_inside_a_version_starts_at_that_version() {
-        let mut recent = Recent::default();
+        let mut recent = Recent::none();
         for v in 0..7 {
             recent = recent.after(v, &writes(&[("A", v as i32 + 1)]));
         }
@@ -695,9 +733,27 @@ mod tests {
         assert_eq!(cut.writes.len(), RECENT_WRITES);
         assert_eq!(cut.writes.last(), Some(&(3, "A".into(), 3)));
         // Versions 3..=8 are whole: a copy at version 2 or later can catch up.
-        assert_eq!((cut.since, cut.upto), (Some(2), Some(8)));
+        assert_eq!((cut.from, cut.upto), (2, 8));
         // Cut between two writes of one version: that version is no longer whole.
-        let big = Recent::default().after(0, &writes(&[("A", 1)])).after(1, &writes(&[("X", 0); 9]));
-        assert_eq!((big.since, big.upto), (Some(2), Some(2)));
+        let big = Recent::none().after(0, &writes(&[("A", 1)])).after(1, &writes(&[("X", 0); 9]));
+        assert_eq!((big.from, big.upto), (2, 2));
+    }
+
+    #[test]
+    fn each_cart_of_a_batch_gets_its_own_slice_of_the_written_history() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let mut w = LineWrites::default();
+        w.change(a, 3, Recent::none(), &writes(&[("A", 2)]));
+        // A version whose change wrote no line (a line set to what it was) still bumps.
+        w.change(b, 0, Recent::none(), &[]);
+        let before = Recent::none().after(6, &writes(&[("X", 1)]));
+        w.change(c, 7, before, &writes(&[("Y", 1), ("X", 0)]));
+        assert_eq!(w.carts, vec![a, b, c]);
+        assert_eq!((w.recent_first.clone(), w.recent_last.clone()), (vec![1, 2, 2], vec![1, 1, 4]));
+        assert_eq!((w.recent_from.clone(), w.recent_upto.clone()), (vec![3, 0, 6], vec![4, 1, 8]));
+        assert_eq!(w.recent_versions, vec![4, 8, 8, 7]);
+        assert_eq!(w.recent_skus, vec!["A", "Y", "X", "X"]);
+        assert_eq!(w.recent_quantities, vec![2, 1, 0, 1]);
+        assert_eq!((w.set_sku, w.removed_sku), (vec!["A".to_owned(), "Y".to_owned()], vec!["X".to_owned()]));
     }
 }

@@ -515,3 +515,64 @@ async fn a_replica_whose_copy_of_a_cart_is_behind_brings_it_up_to_date_exactly()
     assert!(caught_up > whole, "most copies behind were caught up: {reads:?}");
     apps[0].assert_invariants().await;
 }
+
+/// How one replica's cart changes found their carts so far: (cached, caught up, read whole).
+async fn change_reads(app: &TestApp) -> [f64; 3] {
+    let metrics = app.get("/metrics", Auth::None).await.text;
+    ["cached", "caught_up", "whole"]
+        .map(|how| metric(&metrics, &format!("stockcart_cart_change_reads_total{{read=\"{how}\"}}")))
+}
+
+#[tokio::test]
+async fn a_copy_behind_is_caught_up_only_while_the_carts_history_covers_it() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let skus: Vec<String> = (0..10).map(|i| format!("H-{i}")).collect();
+    a.stocked_in_bulk(&skus, 100, 1000).await;
+    let token = a.session().await;
+    let lines = |reply: &Reply| -> Vec<(String, i64)> {
+        let lines = reply.body["lines"].as_array().unwrap();
+        lines.iter().map(|l| (l["sku"].as_str().unwrap().to_owned(), l["quantity"].as_i64().unwrap())).collect()
+    };
+    for sku in &skus {
+        a.add(&token, sku, 1).await.assert_status(200);
+    }
+    // Three changes elsewhere: A's copy is three versions behind, within the history.
+    b.set_item(&token, "H-3", 5).await.assert_status(200);
+    b.remove_item(&token, "H-0").await.assert_status(200);
+    b.add(&token, "H-0", 2).await.assert_status(200);
+    let before = change_reads(a).await;
+    let answer = a.add(&token, "H-9", 1).await;
+    let after = change_reads(a).await;
+    assert_eq!(after[1] - before[1], 1.0, "caught up: {before:?} -> {after:?}");
+    assert_eq!(lines(&answer), lines(&b.cart(&token).await));
+    assert_eq!(lines(&answer)[9], ("H-0".to_owned(), 2), "a line removed and added again comes last");
+    assert_eq!(lines(&answer)[8], ("H-9".to_owned(), 2));
+
+    // Clearing ten lines writes ten entries: the history keeps eight, so it no longer covers
+    // the version before the clear, and A reads the cart whole.
+    b.clear_cart(&token).await.assert_status(200);
+    let before = change_reads(a).await;
+    let answer = a.add(&token, "H-1", 1).await;
+    let after = change_reads(a).await;
+    assert_eq!(after[2] - before[2], 1.0, "read whole: {before:?} -> {after:?}");
+    assert_eq!(lines(&answer), vec![("H-1".to_owned(), 1)]);
+
+    // A checkout bumps the version without a history: read whole again, and empty.
+    b.add(&token, "H-2", 1).await.assert_status(200);
+    b.checkout(&token, "history-1").await.assert_status(201);
+    let before = change_reads(a).await;
+    let answer = a.add(&token, "H-4", 3).await;
+    let after = change_reads(a).await;
+    assert_eq!(after[2] - before[2], 1.0, "read whole after a checkout: {before:?} -> {after:?}");
+    assert_eq!(lines(&answer), vec![("H-4".to_owned(), 3)]);
+
+    // A stale If-Match is refused with the cart as it is, caught up or not.
+    b.add(&token, "H-5", 1).await.assert_status(200);
+    let version = answer.body["version"].as_i64().unwrap();
+    let refused = a.add_if_match(&token, "H-6", 1, version).await;
+    refused.assert_problem(412, "version_mismatch");
+    let current = b.cart(&token).await;
+    assert_eq!(refused.body["current"]["lines"], current.body["lines"]);
+    assert_eq!(refused.body["current"]["version"], current.body["version"]);
+}

@@ -430,7 +430,7 @@ async fn checkouts_fail_fast_and_together_when_the_database_stops() {
     let (pg, child) = throwaway_pg();
     let url = pg.url("postgres");
     stockcart::migrate::run(&url).await.unwrap();
-    let app = spawn_on(&url, &[]).await;
+    let app = spawn_on(&url, &[("STOCKCART_REQUEST_TIMEOUT", "5s")]).await;
     app.stocked("TEE", 1000, 100).await;
     let tokens = futures_util::future::join_all((0..20).map(|_| async {
         let token = app.session().await;

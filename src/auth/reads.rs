@@ -15,11 +15,14 @@ use crate::{
     store::sessions::{self, SessionRow},
 };
 
-/// Reads in flight at once per replica: one being answered while the next one forms. With
-/// as many readers as connections, requests would again be read one by one; each reader
-/// holds a pool connection for its round trip. 2 is a choice, not yet tuned by measurement
-/// (BENCHMARKS.md has the A/B against uncoalesced reads, at 2).
-const READERS: usize = 2;
+/// Reads in flight at once per replica. One: while it is in flight the next batch forms, and
+/// it starts the moment the first returns. A second reader idle beside it took each request
+/// as it arrived (batches of 5 through haproxy and 13 direct; one reader gathers 7 and 21),
+/// and PostgreSQL's cost is mostly per statement, not per session read: warm get cart went
+/// from 4,292 to 5,908 req/s through haproxy and 9,575 to 12,617 direct (medians of 4
+/// order-balanced A/B pairs, BENCHMARKS.md). A request arriving while the reader is busy
+/// waits for one round trip more: well under a millisecond here.
+const READERS: usize = 1;
 /// At most this many sessions per read: a bound on the statement's array, not a target.
 const MAX_BATCH: usize = 256;
 

@@ -4,12 +4,17 @@
 //! event from PostgreSQL once and broadcasts it; each client filters what it receives.
 //!
 //! Waking up: writers do not notify (see migration V5: a notifying commit takes a
-//! database-wide lock). Every `PROBE` the hub asks whether committed events wait for a
-//! position, and if so sequences them; the replica that sequenced notifies, and every hub
-//! listening (LISTEN on a connection of its own, not from the request pool) reads the new
-//! events. While that connection is down it reconnects with backoff and polls the log
-//! meanwhile. Notifications only say "look": events are always read from the log, so a lost
-//! notification delays an event and never loses it.
+//! database-wide lock). Every `PROBE` the hub sequences whatever committed events wait for a
+//! position (one statement, which finds nothing most of the time at rest); the replica that
+//! sequenced notifies, and every other hub listening (LISTEN on a connection of its own, not
+//! from the request pool) reads the new events. While that connection is down it reconnects
+//! with backoff and polls the log meanwhile. Notifications only say "look": events are always
+//! read from the log, so a lost notification delays an event and never loses it.
+//!
+//! One sequencer at a time under load: a hub that hears another replica sequence, after its
+//! own last turn, sits out its probes for `FOLLOW`. Two replicas sequencing every tick would
+//! make the second wait for the first's row lock each time and number nothing; the follower
+//! takes over within `FOLLOW` of the sequencer going quiet (or away).
 
 use std::{
     sync::{
@@ -40,11 +45,14 @@ use crate::{
 /// admin stream closes it (it resumes with `Last-Event-ID`) and the public stream skips to
 /// the latest values.
 const BACKLOG: usize = 1024;
-/// How often the hub looks for unsequenced events (one index probe each time). It bounds the
+/// How often the hub sequences (at rest, one probe of an empty index range). It bounds the
 /// latency a commit waits before it is sequenced: at 20 ms the p99 from commit to a client
-/// on another replica was 105 ms under the mixed load (target 100); 10 ms costs 100 probes
-/// a second per replica, each a read of an empty index range.
+/// on another replica was 105 ms under the mixed load (target 100); 10 ms costs 100
+/// statements a second on the sequencing replica.
 const PROBE: Duration = Duration::from_millis(10);
+/// How long a hub leaves sequencing to another replica it heard sequence: three of its ticks,
+/// so a lost or late notification does not hand the turn back and forth.
+const FOLLOW: Duration = Duration::from_millis(30);
 /// Reads without a notification, while LISTEN works (a safety net) and while it does not.
 const READ_LISTENING: Duration = Duration::from_secs(1);
 const READ_DISCONNECTED: Duration = Duration::from_millis(200);
@@ -142,6 +150,9 @@ fn public_state(topic: &str, p: &Value) -> Option<PublicState> {
 
 pub struct Hub {
     pub pool: PgPool,
+    /// The payload of this hub's notifications, random per process: its own come back to
+    /// its listener, and it has read those events already.
+    notifier: String,
     /// Events go out in the batches they were read in: a client wakes once per read, not
     /// once per event, which is what lets a hundred clients follow a checkout rush.
     sender: broadcast::Sender<Batch>,
@@ -170,6 +181,7 @@ impl Hub {
         let (shutdown, _) = watch::channel(false);
         let hub = Arc::new(Hub {
             pool,
+            notifier: uuid::Uuid::new_v4().simple().to_string(),
             sender,
             head: AtomicI64::new(-1),
             clients: AtomicUsize::new(0),
@@ -235,6 +247,9 @@ impl Hub {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = Instant::now() - READ_LISTENING;
         let mut read_now = true;
+        // When this hub last numbered events, and when it last heard another replica do so.
+        let mut sequenced_at: Option<Instant> = None;
+        let mut other_at: Option<Instant> = None;
         loop {
             let read_every = if listening { READ_LISTENING } else { READ_DISCONNECTED };
             if read_now || last_read.elapsed() >= read_every {
@@ -246,28 +261,39 @@ impl Hub {
             }
             tokio::select! {
                 wake = woken.recv() => {
-                    match wake {
-                        Some(Wake::Listening) => listening = true,
-                        Some(Wake::Lost) | None => listening = false,
-                        Some(Wake::Notified) => {}
-                    }
                     // Fold the wake-ups already waiting into this one read. A notification
                     // sent while we were not listening is lost; the log is not: read anyway.
-                    while let Ok(more) = woken.try_recv() {
-                        match more {
+                    let mut next = wake;
+                    if next.is_none() {
+                        listening = false;
+                    }
+                    while let Some(w) = next.take() {
+                        match w {
                             Wake::Listening => listening = true,
                             Wake::Lost => listening = false,
-                            Wake::Notified => {}
+                            Wake::Notified { turn: Some(heard) } => other_at = Some(heard),
+                            Wake::Notified { turn: None } => {}
                         }
+                        next = woken.try_recv().ok();
                     }
                     read_now = true;
                 }
-                _ = probe.tick() => match self.sequence().await {
-                    // Ours to broadcast now; the other replicas hear our notification.
-                    Ok(true) => read_now = true,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "sequencing the event log failed; retrying"),
-                },
+                _ = probe.tick() => {
+                    let following = other_at.is_some_and(|other| {
+                        other.elapsed() < FOLLOW && sequenced_at.is_none_or(|ours| other > ours)
+                    });
+                    if !following {
+                        match self.sequence().await {
+                            // Ours to broadcast now; the other replicas hear our notification.
+                            Ok(true) => {
+                                sequenced_at = Some(Instant::now());
+                                read_now = true;
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "sequencing the event log failed; retrying"),
+                        }
+                    }
+                }
                 _ = stop.changed() => {
                     listening_task.abort();
                     return;
@@ -279,14 +305,11 @@ impl Hub {
     /// Gives positions to committed events, if any wait; true when this replica did.
     async fn sequence(&self) -> Result<bool, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        if !events::unsequenced(&mut conn).await? {
-            return Ok(false);
-        }
         let mut any = false;
         loop {
-            let n = events::sequence(&mut conn, 5000, false).await?;
-            any |= n > 0;
-            if n < 5000 {
+            let done = events::sequence(&mut conn, 5000, &self.notifier).await?;
+            any |= done.placed > 0;
+            if done.waiting < 5000 {
                 return Ok(any);
             }
         }
@@ -322,7 +345,13 @@ impl Hub {
 /// What the LISTEN task tells the hub.
 enum Wake {
     Listening,
-    Notified,
+    /// Another replica numbered events (`turn`: when this replica heard it, stamped on
+    /// arrival because the hub may be busy sequencing itself), or a reader sequenced before it
+    /// read (no turn: `events::sequence_all` sends an empty payload). The hub's own
+    /// notifications are not passed on: it read those events when it numbered them.
+    Notified {
+        turn: Option<Instant>,
+    },
     Lost,
 }
 
@@ -344,9 +373,13 @@ async fn listen_loop(pool: PgPool, wakes: mpsc::Sender<Wake>, hub: Arc<Hub>) {
                 if wakes.send(Wake::Listening).await.is_err() {
                     return;
                 }
-                while let Ok(Some(_)) = listener.try_recv().await {
+                while let Ok(Some(note)) = listener.try_recv().await {
+                    if note.payload() == hub.notifier {
+                        continue;
+                    }
                     // A full channel already holds a wake-up: nothing is lost.
-                    let _ = wakes.try_send(Wake::Notified);
+                    let turn = (!note.payload().is_empty()).then(Instant::now);
+                    let _ = wakes.try_send(Wake::Notified { turn });
                 }
                 tracing::warn!("event notification connection lost; polling until it is back");
                 if wakes.send(Wake::Lost).await.is_err() {

@@ -1,10 +1,10 @@
 //! The event log: the outbox rows that writers insert, in one total order (`position`).
 //!
 //! Writers never touch `position`. `sequence` gives positions to committed rows, one
-//! sequencer at a time across all replicas, so positions become visible only in increasing
-//! order: a reader that was handed position `n` can never later find a row below `n`
-//! (migration V5 explains why the insert-time identity cannot be that order). Everything a
-//! client sees as an event id is a position.
+//! sequencer at a time across all replicas (they take turns on a row lock), so positions
+//! become visible only in increasing order: a reader that was handed position `n` can never
+//! later find a row below `n` (migration V5 explains why the insert-time identity cannot be
+//! that order). Everything a client sees as an event id is a position.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -12,9 +12,6 @@ use sqlx::PgConnection;
 
 /// The channel every insert into the outbox, and every sequencing, notifies.
 pub const CHANNEL: &str = "stockcart_events";
-
-/// Advisory lock key of the sequencer: whoever holds it hands out positions.
-const SEQUENCER_LOCK: i64 = 0x5354_4f43_4b45_5653; // "STOCKEVS"
 
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -61,29 +58,33 @@ pub fn event_has_sku(payload: &Value, sku: &str) -> bool {
         .is_some_and(|lines| lines.iter().any(|l| l.get("sku").and_then(Value::as_str) == Some(sku)))
 }
 
+/// What one call of `sequence` found and did.
+#[derive(Debug, Clone, Copy)]
+pub struct Sequenced {
+    /// Unsequenced rows the statement saw (at most `limit`): `limit` means more may wait.
+    pub waiting: i64,
+    /// Rows it gave positions to. Fewer than `waiting` when another sequencer numbered some
+    /// of them first.
+    pub placed: i64,
+}
+
 /// Gives positions to up to `limit` committed, unsequenced rows, in insert order, and
-/// notifies the readers. Returns how many it sequenced.
+/// notifies the readers with `notifier` as payload (so a replica can tell its own
+/// notifications from another's) — all in one autocommit statement, one round trip.
 ///
-/// The hub does not `wait`: when another replica holds the sequencer, that one numbers these
-/// rows or its notification wakes us again. A reader that must see every write acknowledged
-/// before it (the list endpoint, a resume) waits for the lock, so that its own snapshot
-/// afterwards includes them.
-pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result<i64, sqlx::Error> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // Taken in a statement of its own: the next statement's snapshot must start after the
-    // previous sequencer's commit, or it would number rows that one already numbered.
-    let locked = if wait {
-        sqlx::query!("SELECT pg_advisory_xact_lock($1)", SEQUENCER_LOCK).execute(&mut *tx).await?;
-        true
-    } else {
-        sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, SEQUENCER_LOCK)
-            .fetch_one(&mut *tx)
-            .await?
-    };
-    if !locked {
-        return Ok(0);
-    }
-    let sequenced = sqlx::query_scalar!(
+/// Sequencers take turns on the `sequenced` row of `event_log_marks`: the statement locks it
+/// before it numbers anything (the numbering needs the base it returns), and holds it until it
+/// commits. So positions commit in increasing order, and a reader that was handed position
+/// `n` can never later find a row below `n`. A sequencer that waited for that lock started
+/// from a snapshot older than the other's commit and may think rows unsequenced that the other
+/// has just numbered: `position IS NULL` is checked again on the row's newest version (READ
+/// COMMITTED's recheck of an updated row), so such a row keeps its position and the base this
+/// statement reserved for it goes unused. Positions grow, never repeat, and can have gaps.
+///
+/// (Until this was one statement, an advisory lock taken in a transaction of its own did the
+/// turn-taking: five round trips a call, and three more for every replica that lost the race.)
+pub async fn sequence(conn: &mut PgConnection, limit: i64, notifier: &str) -> Result<Sequenced, sqlx::Error> {
+    let row = sqlx::query!(
         r#"WITH todo AS (
                SELECT id, row_number() OVER (ORDER BY id) AS n
                FROM (SELECT id FROM outbox_events WHERE position IS NULL ORDER BY id LIMIT $1) t
@@ -94,32 +95,25 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, wait: bool) -> Result
            ), placed AS (
                UPDATE outbox_events e SET position = head.base + todo.n
                FROM todo, head
-               WHERE e.id = todo.id
+               WHERE e.id = todo.id AND e.position IS NULL
                RETURNING 1
            )
-           SELECT count(*) AS "count!" FROM placed"#,
-        limit
+           SELECT (SELECT count(*) FROM todo) AS "waiting!",
+                  (SELECT count(*) FROM placed) AS "placed!",
+                  -- Sent at commit, and only when something was placed.
+                  (SELECT pg_notify($2, $3)::text FROM placed LIMIT 1) AS notified"#,
+        limit,
+        CHANNEL,
+        notifier
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(conn)
     .await?;
-    if sequenced > 0 {
-        sqlx::query!("SELECT pg_notify($1, 's')", CHANNEL).execute(&mut *tx).await?;
-    }
-    super::commit(tx).await?;
-    Ok(sequenced)
-}
-
-/// Whether committed events wait for a position: one probe of a small partial index, cheap
-/// enough to ask every few milliseconds.
-pub async fn unsequenced(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox_events WHERE position IS NULL) AS "any!""#)
-        .fetch_one(conn)
-        .await
+    Ok(Sequenced { waiting: row.waiting, placed: row.placed })
 }
 
 /// Sequences everything committed so far: afterwards a read sees every acknowledged write.
 pub async fn sequence_all(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    while sequence(conn, 5000, true).await? == 5000 {}
+    while sequence(conn, 5000, "").await?.waiting == 5000 {}
     Ok(())
 }
 

@@ -480,3 +480,101 @@ async fn a_public_stream_resumed_on_another_replica_gets_changes_and_threshold_c
     assert_eq!(crossed.data, json!({ "sku": "RES-A", "available": 7, "status": "low", "version": 2 }));
     assert!(again.next(Duration::from_millis(500)).await.is_none(), "nothing of other SKUs, nothing twice");
 }
+
+/// Sequencers racing (several connections numbering at once, besides the app's own hub) while
+/// writers commit out of order: every event gets one position, and a reader asking only for
+/// "after the last position I saw" sees every event, at its final position, exactly once.
+/// That is what taking turns on the `sequenced` row must guarantee: no position below one
+/// already visible can appear later, and no numbered event is numbered again.
+#[tokio::test]
+async fn racing_sequencers_number_each_event_once_and_a_reader_following_them_misses_none() {
+    let app = crate::helpers::spawn_on(
+        &crate::helpers::fresh_database().await,
+        &[("STOCKCART_ROLLUP_INTERVAL", "0"), ("STOCKCART_EVENT_RETENTION", "366d")],
+    )
+    .await;
+    // Four writers, four sequencers and a reader at once: more than the test pool holds.
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect(&app.db_url).await.unwrap();
+    let mut conn = db.acquire().await.unwrap();
+    stockcart::store::events::sequence_all(&mut conn).await.unwrap();
+    let start: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM outbox_events").fetch_one(&mut *conn).await.unwrap();
+    drop(conn);
+
+    let (writers_n, rounds) = (4, 60);
+    let writers: Vec<_> = (0..writers_n)
+        .map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for i in 0..rounds {
+                    // One to three events a transaction, held open a moment now and then so
+                    // that later inserts commit first.
+                    let mut tx = db.begin().await.unwrap();
+                    for k in 0..(1 + i % 3) {
+                        sqlx::query("INSERT INTO outbox_events (topic, payload) VALUES ('test.race', $1)")
+                            .bind(json!({ "writer": w, "round": i, "k": k }))
+                            .execute(&mut *tx)
+                            .await
+                            .unwrap();
+                    }
+                    if i % 7 == 0 {
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let written: i64 = (0..rounds).map(|i| 1 + i % 3).sum::<i64>() * writers_n;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sequencers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut conn = db.acquire().await.unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A small limit, so that the sequencers overlap often.
+                    stockcart::store::events::sequence(&mut conn, 5, "").await.unwrap();
+                }
+            })
+        })
+        .collect();
+
+    // The reader follows the log as the hub does: only ever "after the last position seen".
+    let mut seen: Vec<i64> = Vec::new();
+    let mut last = start;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (seen.len() as i64) < written {
+        assert!(Instant::now() < deadline, "the reader saw {} of {written} events", seen.len());
+        let page: Vec<i64> = sqlx::query_scalar(
+            "SELECT position FROM outbox_events WHERE position > $1 AND topic = 'test.race' ORDER BY position",
+        )
+        .bind(last)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        if let Some(&end) = page.last() {
+            last = end;
+        }
+        seen.extend(page);
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in sequencers {
+        s.await.unwrap();
+    }
+
+    let numbered: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM outbox_events WHERE topic = 'test.race' ORDER BY position")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(numbered.len() as i64, written, "every event was numbered");
+    assert_eq!(seen, numbered, "the reader saw each event once, at its final position, in order");
+    let mark: i64 =
+        sqlx::query_scalar("SELECT value FROM event_log_marks WHERE name = 'sequenced'").fetch_one(&db).await.unwrap();
+    assert!(mark >= *numbered.last().unwrap(), "the mark covers every position handed out");
+}

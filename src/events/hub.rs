@@ -284,12 +284,16 @@ impl Hub {
                     });
                     if !following {
                         match self.sequence().await {
-                            // Ours to broadcast now; the other replicas hear our notification.
-                            Ok(true) => {
-                                sequenced_at = Some(Instant::now());
-                                read_now = true;
+                            Ok(turn) => {
+                                if turn.placed {
+                                    // Ours to broadcast now; the other replicas hear our notification.
+                                    sequenced_at = Some(Instant::now());
+                                    read_now = true;
+                                }
+                                if turn.raced {
+                                    other_at = Some(Instant::now());
+                                }
                             }
-                            Ok(false) => {}
                             Err(e) => tracing::warn!(error = %e, "sequencing the event log failed; retrying"),
                         }
                     }
@@ -302,15 +306,18 @@ impl Hub {
         }
     }
 
-    /// Gives positions to committed events, if any wait; true when this replica did.
-    async fn sequence(&self) -> Result<bool, sqlx::Error> {
+    /// Gives positions to committed events, if any wait.
+    async fn sequence(&self) -> Result<Turn, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        let mut any = false;
+        let mut turn = Turn { placed: false, raced: false };
         loop {
             let done = events::sequence(&mut conn, 5000, &self.notifier).await?;
-            any |= done.placed > 0;
-            if done.waiting < 5000 {
-                return Ok(any);
+            turn.placed |= done.placed > 0;
+            // Another replica numbered rows this one found: it is at it, and numbers the rest
+            // (a burst of thousands would otherwise have both take every page, one in vain).
+            turn.raced = done.placed < done.waiting;
+            if done.waiting < 5000 || turn.raced {
+                return Ok(turn);
             }
         }
     }
@@ -340,6 +347,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// What one sequencing tick of the hub did.
+struct Turn {
+    /// It gave positions to events (and notified).
+    placed: bool,
+    /// Another replica numbered some of the events it found, in the same moment.
+    raced: bool,
 }
 
 /// What the LISTEN task tells the hub.

@@ -13,7 +13,7 @@
 //!
 //! One sequencer at a time under load: a hub that hears another replica sequence, after its
 //! own last turn, sits out its probes for `FOLLOW`. Two replicas sequencing every tick would
-//! make the second wait for the first's row lock each time and number nothing; the follower
+//! make the second wait for the first's row locks each time and number nothing; the follower
 //! takes over within `FOLLOW` of the sequencer going quiet (or away).
 
 use std::{
@@ -284,16 +284,12 @@ impl Hub {
                     });
                     if !following {
                         match self.sequence().await {
-                            Ok(turn) => {
-                                if turn.placed {
-                                    // Ours to broadcast now; the other replicas hear our notification.
-                                    sequenced_at = Some(Instant::now());
-                                    read_now = true;
-                                }
-                                if turn.raced {
-                                    other_at = Some(Instant::now());
-                                }
+                            // Ours to broadcast now; the other replicas hear our notification.
+                            Ok(true) => {
+                                sequenced_at = Some(Instant::now());
+                                read_now = true;
                             }
+                            Ok(false) => {}
                             Err(e) => tracing::warn!(error = %e, "sequencing the event log failed; retrying"),
                         }
                     }
@@ -306,18 +302,15 @@ impl Hub {
         }
     }
 
-    /// Gives positions to committed events, if any wait.
-    async fn sequence(&self) -> Result<Turn, sqlx::Error> {
+    /// Gives positions to committed events, if any wait; true when this replica did.
+    async fn sequence(&self) -> Result<bool, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        let mut turn = Turn { placed: false, raced: false };
+        let mut any = false;
         loop {
-            let done = events::sequence(&mut conn, 5000, &self.notifier).await?;
-            turn.placed |= done.placed > 0;
-            // Another replica numbered rows this one found: it is at it, and numbers the rest
-            // (a burst of thousands would otherwise have both take every page, one in vain).
-            turn.raced = done.placed < done.waiting;
-            if done.waiting < 5000 || turn.raced {
-                return Ok(turn);
+            let n = events::sequence(&mut conn, 5000, &self.notifier).await?;
+            any |= n > 0;
+            if n < 5000 {
+                return Ok(any);
             }
         }
     }
@@ -347,14 +340,6 @@ impl Hub {
             }
         }
     }
-}
-
-/// What one sequencing tick of the hub did.
-struct Turn {
-    /// It gave positions to events (and notified).
-    placed: bool,
-    /// Another replica numbered some of the events it found, in the same moment.
-    raced: bool,
 }
 
 /// What the LISTEN task tells the hub.

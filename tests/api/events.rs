@@ -484,8 +484,9 @@ async fn a_public_stream_resumed_on_another_replica_gets_changes_and_threshold_c
 /// Sequencers racing (several connections numbering at once, besides the app's own hub) while
 /// writers commit out of order: every event gets one position, and a reader asking only for
 /// "after the last position I saw" sees every event, at its final position, exactly once.
-/// That is what taking turns on the `sequenced` row must guarantee: no position below one
-/// already visible can appear later, and no numbered event is numbered again.
+/// That is what the sequencers' turns (row locks on the events, then on the `sequenced` mark)
+/// must guarantee: no position below one already visible can appear later, no numbered event is
+/// numbered again, and no position is handed out in vain.
 #[tokio::test]
 async fn racing_sequencers_number_each_event_once_and_a_reader_following_them_misses_none() {
     let app = crate::helpers::spawn_on(
@@ -576,5 +577,6 @@ async fn racing_sequencers_number_each_event_once_and_a_reader_following_them_mi
     assert_eq!(seen, numbered, "the reader saw each event once, at its final position, in order");
     let mark: i64 =
         sqlx::query_scalar("SELECT value FROM event_log_marks WHERE name = 'sequenced'").fetch_one(&db).await.unwrap();
-    assert!(mark >= *numbered.last().unwrap(), "the mark covers every position handed out");
+    assert_eq!(mark, *numbered.last().unwrap(), "the mark is the last position handed out");
+    assert_eq!(numbered, (start + 1..=mark).collect::<Vec<i64>>(), "no position was handed out in vain");
 }

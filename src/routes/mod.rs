@@ -22,28 +22,16 @@ use actix_web::{
 use serde_json::Value;
 
 /// The route table. `openapi.rs` documents the same paths.
+///
+/// actix tries the resources in this order and runs a regex for every pattern with a `{param}`
+/// it passes, so the shopper's paths, which carry nearly all the traffic, come first: a cart
+/// read passed six patterns' regexes on its way down before (1.4 % of the machine's time in a
+/// get-cart run, more than any other function of the replica).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/openapi.json").route(web::get().to(ops::openapi)))
-        // The API viewer (static files of its own, and the plain table at /docs?plain)
-        .service(resource("/docs").route(web::get().to(crate::docs::page)))
-        .service(resource("/docs/{file}").route(web::get().to(crate::docs::file)))
-        // Catalog
-        .service(resource("/v1/admin/products/{sku}").route(web::put().to(catalog::put_product::handle)))
-        .service(resource("/v1/products/{sku}").route(web::get().to(catalog::get_product::handle)))
-        .service(resource("/v1/products").route(web::get().to(catalog::list_products::handle)))
-        // Inventory
-        .service(resource("/v1/admin/inventory/batch").route(web::post().to(inventory::batch::handle)))
-        .service(
-            resource("/v1/admin/inventory/{sku}")
-                .route(web::get().to(inventory::get_level::handle))
-                .route(web::put().to(inventory::set_level::handle)),
-        )
-        .service(resource("/v1/admin/inventory/{sku}/adjustments").route(web::post().to(inventory::adjust::handle)))
-        .service(resource("/v1/admin/inventory/{sku}/movements").route(web::get().to(inventory::movements::handle)))
-        .service(resource("/v1/admin/invariants").route(web::get().to(ops::invariants)))
         // Sessions
         .service(resource("/v1/sessions").route(web::post().to(sessions::create::handle)))
         .service(
@@ -70,10 +58,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/admin/orders").route(web::get().to(orders::admin_list::handle)))
         .service(resource("/v1/admin/orders/{id}/payment").route(web::post().to(orders::pay::handle)))
         .service(resource("/v1/admin/orders/{id}/ship").route(web::post().to(orders::ship::handle)))
+        // Catalog
+        .service(resource("/v1/admin/products/{sku}").route(web::put().to(catalog::put_product::handle)))
+        .service(resource("/v1/products/{sku}").route(web::get().to(catalog::get_product::handle)))
+        .service(resource("/v1/products").route(web::get().to(catalog::list_products::handle)))
+        // Inventory
+        .service(resource("/v1/admin/inventory/batch").route(web::post().to(inventory::batch::handle)))
+        .service(
+            resource("/v1/admin/inventory/{sku}")
+                .route(web::get().to(inventory::get_level::handle))
+                .route(web::put().to(inventory::set_level::handle)),
+        )
+        .service(resource("/v1/admin/inventory/{sku}/adjustments").route(web::post().to(inventory::adjust::handle)))
+        .service(resource("/v1/admin/inventory/{sku}/movements").route(web::get().to(inventory::movements::handle)))
+        .service(resource("/v1/admin/invariants").route(web::get().to(ops::invariants)))
         // Events
         .service(resource("/v1/admin/events").route(web::get().to(events::list::handle)))
         .service(resource("/v1/admin/events/stream").route(web::get().to(events::admin_stream::handle)))
         .service(resource("/v1/stock/stream").route(web::get().to(events::public_stream::handle)))
+        // The API viewer (static files of its own, and the plain table at /docs?plain)
+        .service(resource("/docs").route(web::get().to(crate::docs::page)))
+        .service(resource("/docs/{file}").route(web::get().to(crate::docs::file)))
         // The live dashboard (static files; it signs in with the admin token in the browser)
         .service(resource("/dashboard").route(web::get().to(crate::dashboard::serve)))
         .service(resource("/dashboard/{file}").route(web::get().to(crate::dashboard::serve)))

@@ -32,11 +32,12 @@ fn as_field(v: &Value) -> String {
 }
 
 /// The CSV has the columns as its header and, row by row, the same values as the JSON items.
-/// Time out of stock runs on between two reads of a report: the later read's figure is the
-/// earlier one's or a few seconds more (reads on a loaded machine are seconds apart).
+/// Time out of stock, and a reservation's age, run on between two reads of a report: the later
+/// read's figure is the earlier one's or a few seconds more (reads on a loaded machine are
+/// seconds apart).
 #[track_caller]
-fn assert_stockout_ran_on(earlier: i64, later: i64, context: &str) {
-    assert!((0..=5).contains(&(later - earlier)), "{context}: stockout_seconds {later} after {earlier}");
+fn assert_ran_on(earlier: i64, later: i64, context: &str) {
+    assert!((0..=5).contains(&(later - earlier)), "{context}: {later} seconds after {earlier}");
 }
 
 async fn assert_csv_matches(app: &TestApp, path: &str, columns: &[&str], items: &[Value]) {
@@ -51,8 +52,8 @@ async fn assert_csv_matches(app: &TestApp, path: &str, columns: &[&str], items: 
             let expected =
                 if *column == "currency" { as_field(&item["revenue"]["currency"]) } else { as_field(&item[*column]) };
             let field = row.get(i).unwrap();
-            if *column == "stockout_seconds" {
-                assert_stockout_ran_on(item[*column].as_i64().unwrap(), field.parse().unwrap(), path);
+            if (*column == "stockout_seconds" || column.starts_with("age_")) && item[*column].is_i64() {
+                assert_ran_on(item[*column].as_i64().unwrap(), field.parse().unwrap(), &format!("{path}: {column}"));
             } else if item[*column].is_number() {
                 // The same digits, read by the same parser as the JSON was.
                 assert_eq!(serde_json::from_str::<Value>(field).unwrap(), item[*column], "{path}: column {column}");
@@ -197,7 +198,7 @@ async fn check_reports(app: &TestApp, c_out_since: Instant, d_created: Instant, 
     assert_eq!(paged.len(), whole.len());
     for (p, w) in paged.iter().zip(&whole) {
         let out = |v: &Value| v["stockout_seconds"].as_i64().unwrap();
-        assert_stockout_ran_on(out(w), out(p), &format!("{p} against {w}"));
+        assert_ran_on(out(w), out(p), &format!("{p} against {w}: stockout_seconds"));
         assert!(STOCK.iter().all(|k| *k == "stockout_seconds" || same(&p[*k], &w[*k])), "{p} against {w}");
     }
 

@@ -45,10 +45,13 @@ pub struct Metrics {
     /// ratio is the mean batch (`auth::reads`).
     pub session_reads: AtomicU64,
     pub sessions_read: AtomicU64,
-    /// Cart change transactions, and the changes they made or refused: their ratio is the
-    /// mean batch (`cart_changes`).
+    /// Cart change rounds, and the changes they made or refused: their ratio is the mean
+    /// batch (`cart_changes`).
     pub cart_change_batches: AtomicU64,
     pub cart_changes: AtomicU64,
+    /// Changes a round without locks left to a locked round: each costs a second round, so
+    /// this against `cart_changes` says whether reading without locks pays.
+    pub cart_changes_relocked: AtomicU64,
     /// How those changes found their carts (`store::carts::Source`): whether the replica's
     /// copies serve, or every line is read, is what a change costs the database.
     pub carts_cached: AtomicU64,
@@ -203,12 +206,15 @@ impl Metrics {
              # HELP stockcart_session_read_requests_total Requests authenticated by those reads.\n\
              # TYPE stockcart_session_read_requests_total counter\n\
              stockcart_session_read_requests_total {sessions_read}\n\
-             # HELP stockcart_cart_change_batches_total Cart change transactions (coalesced, one commit each).\n\
+             # HELP stockcart_cart_change_batches_total Cart change rounds (coalesced, one commit each).\n\
              # TYPE stockcart_cart_change_batches_total counter\n\
              stockcart_cart_change_batches_total {cart_change_batches}\n\
-             # HELP stockcart_cart_changes_total Cart changes made or refused by those transactions.\n\
+             # HELP stockcart_cart_changes_total Cart changes made or refused by those rounds.\n\
              # TYPE stockcart_cart_changes_total counter\n\
              stockcart_cart_changes_total {cart_changes}\n\
+             # HELP stockcart_cart_changes_relocked_total Cart changes a round without locks could not make (the cart changed meanwhile, its first change, or its second in the batch), made by a round that locks.\n\
+             # TYPE stockcart_cart_changes_relocked_total counter\n\
+             stockcart_cart_changes_relocked_total {cart_changes_relocked}\n\
              # HELP stockcart_cart_change_reads_total How changes found their carts: this replica's copy current (cached), brought up to date from the cart's recent line writes (caught_up), or every line read (whole).\n\
              # TYPE stockcart_cart_change_reads_total counter\n\
              stockcart_cart_change_reads_total{{read=\"cached\"}} {carts_cached}\n\
@@ -224,6 +230,7 @@ impl Metrics {
             sessions_read = self.sessions_read.load(Ordering::Relaxed),
             cart_change_batches = self.cart_change_batches.load(Ordering::Relaxed),
             cart_changes = self.cart_changes.load(Ordering::Relaxed),
+            cart_changes_relocked = self.cart_changes_relocked.load(Ordering::Relaxed),
             carts_cached = self.carts_cached.load(Ordering::Relaxed),
             carts_caught_up = self.carts_caught_up.load(Ordering::Relaxed),
             carts_read_whole = self.carts_read_whole.load(Ordering::Relaxed),

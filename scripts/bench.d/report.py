@@ -99,8 +99,10 @@ out.append("- Warm get cart is one indexed read (session, cart version, catalog 
            "together on a replica share that read (`src/auth/reads.rs`, `token_hash = ANY($1)`): one reader per replica, so the next batch forms "
            "while a read is in flight. That is how it passes a ceiling of one `SELECT 1` per request. Through haproxy each replica has half the "
            "requests in flight, so batches are smaller (about 7 sessions a read against 21 direct) and the balancer shares the 2 cores.")
-out.append("- Add to cart is coalesced per replica (`src/cart_changes/`): the changes waiting when a batch starts share one transaction of four round trips "
-           "(BEGIN; lock and read every cart of the batch; write every line, bump and session slide; COMMIT), each change decided in memory. "
+out.append("- Add to cart is coalesced per replica (`src/cart_changes/`): the changes waiting when a batch starts share two round trips "
+           "(read every cart of the batch, no lock; write every line, bump and session slide of the carts still at the version read, as one "
+           "statement that is its own transaction), each change decided in memory; the few left (a cart changed meanwhile, a first change) "
+           "go again in a transaction that locks their carts. "
            "A cart this replica answered last at the same version is not read again; a copy a few versions behind (the other replica made the "
            "last changes) reads only the line writes it lacks, from the last 8 the cart row keeps (V17). The whole machine is busy (replicas, PostgreSQL, haproxy, wrk on "
            "2 cores): the work left per add is answering the whole cart over HTTP and the rows written, which the ceiling's one UPDATE does not do.")

@@ -1,15 +1,19 @@
 //! Cart changes, coalesced: the concurrent changes of different carts on a replica share one
 //! transaction, as checkouts share theirs (`checkout/`).
 //!
-//! Why: a change of one cart is little work inside PostgreSQL (a row locked and bumped, a line
-//! upserted) but five round trips (BEGIN, lock and read, write, the commit's timeout lift,
-//! COMMIT), and at a few thousand changes a second the round trips, not the work, are what the
-//! database and the replica spend their time on. A batch pays them once for every change in
-//! it; with no contention a batch is one change and goes at once.
+//! Why: a change of one cart is little work inside PostgreSQL (a row bumped, a line upserted)
+//! but, made alone under a lock, four round trips (BEGIN, lock and read, write, COMMIT), and at
+//! a few thousand changes a second the round trips, not the work, are what the database and
+//! the replica spend their time on. A batch pays them once for every change in it; with no
+//! contention a batch is one change and goes at once. And a batch first goes without locks in
+//! two round trips (read; write what is still as read, as its own transaction), since two
+//! changes of one cart at the same moment are rare (one shopper, one cart).
 //!
-//! What a shopper sees does not change: each change is decided in memory against its own cart
-//! as read under the cart's row lock, so one cart's 412 or 409 never fails another, and its
-//! answer is sent only after the batch's commit, so every replica's next read sees it.
+//! What a shopper sees does not change: each change is decided in memory against its own cart,
+//! read after the request arrived, and written only if the cart is still as read (else decided
+//! again under the cart's row lock), so one cart's 412 or 409 never fails another and no
+//! update is lost; its answer is sent only after the write's commit, so every replica's next
+//! read sees it.
 //!
 //! - `mod.rs`: the change a request asks for and the rules that decide it (written once for
 //!   every cart endpoint), and the replica's queue of changes.
@@ -36,6 +40,8 @@ use crate::{
 /// Batches in flight at once per replica: one in the database while the next one forms.
 /// More would split the waiting changes into smaller batches, each paying the round trips.
 const WRITERS: usize = 2;
+/// Connections of the cart change pool: one per batch in flight (a batch uses one at a time).
+pub const CONNECTIONS: u32 = WRITERS as u32;
 /// At most this many changes per batch: a bound on the statements' arrays, not a target.
 const MAX_BATCH: usize = 128;
 

@@ -1,5 +1,7 @@
 //! Carts and their lines. A cart's `version` is bumped by every change, in the change's
-//! transaction, and its row lock serialises concurrent changes of one cart.
+//! transaction, under the cart's row lock: a change reads its cart either locked, or unlocked
+//! and then writes only if the version is still the one it read. Either way concurrent
+//! changes of one cart are made one after another, each on the cart the previous one left.
 
 use std::{sync::Arc, time::Duration};
 
@@ -60,7 +62,7 @@ impl CartView {
     }
 
     /// This copy brought up to `version` with the line writes that made the versions it
-    /// lacks, oldest first, as `lock_many` reads them from the cart's history: a quantity of
+    /// lacks, oldest first, as `read_for_change` reads them from the cart's history: a quantity of
     /// 0 removes the line, any other sets it. A line set always has its product (cart lines
     /// reference products); were one missing, the copy is given up (`None`) and the caller
     /// reads the cart under its lock rather than answer a cart no read would show.
@@ -198,7 +200,7 @@ pub async fn load(conn: &mut PgConnection, cart_id: Uuid) -> Result<Option<CartV
 }
 
 /// Creates the carts of the sessions these tokens name, where they have none yet: a cart's
-/// first change calls this when `lock_many` found no cart, then locks again. Each session is
+/// first change calls this when `read_for_change` found no cart, then locks again. Each session is
 /// locked (key share) until the change commits, so a revoke, attach or purge of it waits for
 /// the change and then sees the new row; one that came first has already taken the session
 /// away (or moved it to its customer's cart, which exists), and nothing is inserted.
@@ -216,22 +218,23 @@ pub async fn create_for(tx: &mut PgConnection, tokens: &[Vec<u8>]) -> Result<(),
     Ok(())
 }
 
-/// The cart of one request of `lock_many`, locked for its change.
+/// The cart of one request of `read_for_change`, as its change finds it.
 #[derive(Debug, Clone)]
-pub struct LockedCart {
+pub struct ChangingCart {
     pub session_id: Uuid,
     pub session_expires_at: DateTime<Utc>,
     pub cart_id: Uuid,
-    /// The cart's version under the lock, before the change.
+    /// The cart's version before the change: under the lock (`Reading::Locked`), or as read
+    /// (`Reading::Unlocked`), which the write then requires it still to be.
     pub version: i64,
-    /// The cart and the product to change, as read under the lock; `None` when the
-    /// statement's snapshot is older than the lock (read it with `load_for_change`).
+    /// The cart and the product to change; `None` when the statement's snapshot is older than
+    /// the lock (read it with `load_for_change`). Never `None` for `Reading::Unlocked`.
     pub read: Option<CartRead>,
     /// Where `read`'s cart came from.
     pub source: Source,
 }
 
-/// Where a locked cart's contents came from, cheapest first.
+/// Where a cart's contents came from, cheapest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// The caller's copy was current: no line read.
@@ -242,33 +245,39 @@ pub enum Source {
     Whole,
 }
 
-/// Carts locked by `lock_many`, one entry per request, and the transaction's timestamp.
-pub struct LockedCarts {
-    /// `None`: no live session of that token, or its cart has no row yet (`create_for`).
-    pub carts: Vec<Option<LockedCart>>,
-    pub now: DateTime<Utc>,
+/// How `read_for_change` reads the carts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Locked (`FOR UPDATE`) in the caller's transaction until it commits: the change cannot
+    /// meet another.
+    Locked,
+    /// Read as of one snapshot, with no lock and no transaction: `write_changes` then makes
+    /// only the changes whose cart is still at the version read.
+    Unlocked,
 }
 
-/// Authenticates the sessions of `tokens`, locks their carts and reads them with the product
-/// `skus[i]` of each request (`""`: none), in one statement of the caller's transaction.
-/// Every change of a cart starts here, so the cart row lock serialises the changes of one
-/// cart; the carts of a batch are locked in id order, so two batches cannot deadlock on them.
+/// Reads the sessions of `tokens`, their carts with the product `skus[i]` of each request
+/// (`""`: none), in one statement: one entry per request, `None` where no live session has
+/// that token or its cart has no row yet (`create_for`). Every change of a cart starts here.
+/// Locked, the cart row lock serialises the changes of one cart; the carts of a batch are
+/// locked in id order, so two batches cannot deadlock on them.
 ///
-/// `known[i]` is the cart the caller last saw for that token, if any: when the locked cart
-/// is that cart at that version and catalog revision, its lines are not read again (every
-/// change bumps the version, every product change the revision, so they are these). When it
-/// is a few versions behind at that revision and the cart's recent history (V17) covers the
-/// versions it lacks, only those line writes are read, and the copy is brought up to date.
+/// `known[i]` is the cart the caller last saw for that token, if any: when the cart is that
+/// cart at that version and catalog revision, its lines are not read again (every change bumps
+/// the version, every product change the revision, so they are these). When it is a few
+/// versions behind at that revision and the cart's recent history (V17) covers the versions it
+/// lacks, only those line writes are read, and the copy is brought up to date.
 ///
 /// The statement reads the carts as of its snapshot, taken before it waited for their locks.
 /// When a cart's version in that snapshot is the one the lock found, nobody changed the cart
 /// in between and the lines read are current; when it is not, the read is `None`.
-pub async fn lock_many(
-    tx: &mut PgConnection,
+pub async fn read_for_change(
+    conn: &mut PgConnection,
     tokens: &[Vec<u8>],
     skus: &[String],
     known: &[Option<Arc<CartView>>],
-) -> Result<LockedCarts, sqlx::Error> {
+    reading: Reading,
+) -> Result<Vec<Option<ChangingCart>>, sqlx::Error> {
     let known_cart: Vec<Uuid> = known.iter().map(|k| k.as_ref().map_or(Uuid::nil(), |k| k.id)).collect();
     let known_version: Vec<i64> = known.iter().map(|k| k.as_ref().map_or(-1, |k| k.version)).collect();
     let known_revision: Vec<i64> = known.iter().map(|k| k.as_ref().map_or(-1, |k| k.catalog_revision)).collect();
@@ -282,8 +291,9 @@ pub async fn lock_many(
                       s.id AS session_id, s.cart_id, s.expires_at
                FROM request q JOIN sessions s ON s.token_hash = q.token_hash AND s.expires_at > now()
            ), locked AS MATERIALIZED (
+               -- Unlocked, nothing is locked: PostgreSQL tests the constant $6 before the scan.
                SELECT c.id, c.version FROM carts c
-               WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
+               WHERE $6 AND c.id = ANY (ARRAY(SELECT cart_id FROM session))
                ORDER BY c.id
                FOR UPDATE
            ), seen AS (
@@ -291,6 +301,12 @@ pub async fn lock_many(
                       c.recent_versions, c.recent_skus, c.recent_quantities
                FROM carts c
                WHERE c.id = ANY (ARRAY(SELECT cart_id FROM session))
+           ), found AS (
+               -- Locked: the version the lock found (a cart deleted meanwhile drops out).
+               -- Unlocked: the version read.
+               SELECT id, version FROM locked
+               UNION ALL
+               SELECT id, version FROM seen WHERE NOT $6
            ), decided AS MATERIALIZED (
                -- Materialized, so that the product a change names is read once per change:
                -- inlined, the planner joined it to every line of the cart (a bench cart of 28
@@ -305,7 +321,7 @@ pub async fn lock_many(
                       t.name AS target_name, t.price_amount AS target_price, t.price_currency AS target_currency,
                       t.available AS target_available
                FROM session q
-               JOIN locked k ON k.id = q.cart_id
+               JOIN found k ON k.id = q.cart_id
                JOIN seen ON seen.id = k.id
                CROSS JOIN catalog_revision r
                LEFT JOIN product_offers t ON t.sku = q.sku
@@ -313,7 +329,7 @@ pub async fn lock_many(
            SELECT d.i AS "i!", d.session_id AS "session_id!", d.expires_at AS "session_expires_at!",
                   d.cart_id AS "cart_id!", d.version AS "version!",
                   d.seen_version AS "seen_version!", d.updated_at AS "updated_at!", d.revision AS "revision!",
-                  d.known AS "known!", d.catch_up AS "catch_up!", now() AS "now!",
+                  d.known AS "known!", d.catch_up AS "catch_up!",
                   d.recent_from, d.recent_upto, d.recent_versions AS "recent_versions!",
                   d.recent_skus AS "recent_skus!", d.recent_quantities AS "recent_quantities!",
                   l.sku AS "sku?", l.name AS "name?", l.quantity AS "quantity?",
@@ -340,15 +356,12 @@ pub async fn lock_many(
         skus,
         &known_cart,
         &known_version,
-        &known_revision
+        &known_revision,
+        reading == Reading::Locked
     )
-    .fetch_all(tx)
+    .fetch_all(conn)
     .await?;
-    let mut carts: Vec<Option<LockedCart>> = vec![None; tokens.len()];
-    let now = match rows.first() {
-        Some(first) => first.now,
-        None => Utc::now(),
-    };
+    let mut carts: Vec<Option<ChangingCart>> = vec![None; tokens.len()];
     let mut rows = rows.into_iter().peekable();
     while let Some(first) = rows.next() {
         let i = first.i;
@@ -386,7 +399,7 @@ pub async fn lock_many(
             ),
         });
         let source = if read.is_some() { source } else { Source::Whole };
-        carts[k] = Some(LockedCart {
+        carts[k] = Some(ChangingCart {
             session_id: first.session_id,
             session_expires_at: first.session_expires_at,
             cart_id: first.cart_id,
@@ -395,7 +408,7 @@ pub async fn lock_many(
             source,
         });
     }
-    Ok(LockedCarts { carts, now })
+    Ok(carts)
 }
 
 /// A cart as a change reads it under the cart's lock.
@@ -537,6 +550,11 @@ impl Recent {
 pub struct LineWrites {
     /// Carts changed: each is bumped once (a batch changes a cart once).
     carts: Vec<Uuid>,
+    /// The version each cart was read at: a cart at another version now is not written.
+    versions: Vec<i64>,
+    /// The session each cart was read through: a cart that session no longer names (revoked,
+    /// expired, or attached to its customer's cart meanwhile) is not written.
+    sessions: Vec<Uuid>,
     /// Each changed cart's history (`Recent`), its writes flattened into the `recent_*`
     /// arrays: cart i's are `[first[i], last[i]]`, 1-based and inclusive like SQL's slices.
     recent_from: Vec<i64>,
@@ -556,9 +574,9 @@ pub struct LineWrites {
 }
 
 impl LineWrites {
-    /// A change of `cart`, locked at `version` with its history `recent`: the cart is bumped
-    /// and each line set (a quantity of 0: removed).
-    pub fn change(&mut self, cart: Uuid, version: i64, recent: Recent, lines: &[(String, i32)]) {
+    /// A change of `cart`, read through `session` at `version` with its history `recent`: the
+    /// cart is bumped and each line set (a quantity of 0: removed).
+    pub fn change(&mut self, cart: Uuid, session: Uuid, version: i64, recent: Recent, lines: &[(String, i32)]) {
         for (sku, quantity) in lines {
             if *quantity == 0 {
                 self.removed_cart.push(cart);
@@ -571,6 +589,8 @@ impl LineWrites {
         }
         let recent = recent.after(version, lines);
         self.carts.push(cart);
+        self.versions.push(version);
+        self.sessions.push(session);
         self.recent_from.push(recent.from);
         self.recent_upto.push(recent.upto);
         // At most RECENT_WRITES a cart and MAX_BATCH carts a batch: it fits.
@@ -594,34 +614,50 @@ impl LineWrites {
     }
 }
 
-/// Writes a batch of changes to locked carts in one statement: bumps each cart's version and
-/// keeps its history (V17), upserts and deletes lines, and slides the sessions due to slide.
-/// It also lifts the statement timeout for the COMMIT that follows, as `store::commit` does
-/// and for the same reason, in this statement rather than a round trip of its own: the caller
-/// then commits with `Transaction::commit`.
-pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: Duration) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+/// Writes a batch of cart changes in one statement: bumps each cart's version and keeps its
+/// history (V17), upserts and deletes lines, and slides the sessions due to slide. A cart is
+/// written only while it is at the version it was read at and its session still names it
+/// (the UPDATE waits for the row lock of a change in flight and then tests the row that
+/// change left); returns the carts written, each with its new `updated_at`.
+///
+/// In a transaction that locked the carts every cart is written (nothing else can have
+/// changed them), and the statement also lifts the statement timeout for the COMMIT that
+/// follows, as `store::commit` does and for the same reason, in this statement rather than a
+/// round trip of its own: the caller then commits with `Transaction::commit`. Alone (no
+/// transaction) the statement is its own transaction, and its commit is not timed.
+pub async fn write_changes(
+    conn: &mut PgConnection,
+    w: &LineWrites,
+    session_ttl: Duration,
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"WITH bumped AS (
                UPDATE carts c SET version = c.version + 1, updated_at = now(),
                       recent_from = u.recent_from, recent_upto = u.recent_upto,
                       recent_versions = ($9::bigint[])[u.first:u.last],
                       recent_skus = ($10::text[])[u.first:u.last],
                       recent_quantities = ($11::int[])[u.first:u.last]
-               FROM unnest($1::uuid[], $12::bigint[], $13::bigint[], $14::int[], $15::int[])
-                    AS u(id, recent_from, recent_upto, first, last)
-               WHERE c.id = u.id
+               FROM unnest($1::uuid[], $16::bigint[], $17::uuid[], $12::bigint[], $13::bigint[], $14::int[], $15::int[])
+                    AS u(id, version, session, recent_from, recent_upto, first, last)
+               WHERE c.id = u.id AND c.version = u.version
+                 AND EXISTS (SELECT 1 FROM sessions s
+                             WHERE s.id = u.session AND s.cart_id = u.id AND s.expires_at > now())
+               RETURNING c.id, c.updated_at
            ), set_lines AS (
                INSERT INTO cart_lines (cart_id, sku, quantity)
-               SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])
+               SELECT s.cart_id, s.sku, s.quantity
+               FROM unnest($2::uuid[], $3::text[], $4::int[]) AS s(cart_id, sku, quantity)
+               WHERE s.cart_id IN (SELECT id FROM bumped)
                ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity
            ), removed AS (
                DELETE FROM cart_lines l USING unnest($5::uuid[], $6::text[]) AS d(cart_id, sku)
-               WHERE l.cart_id = d.cart_id AND l.sku = d.sku
+               WHERE l.cart_id = d.cart_id AND l.sku = d.sku AND d.cart_id IN (SELECT id FROM bumped)
            ), slid AS (
                UPDATE sessions SET expires_at = now() + make_interval(secs => $8)
                WHERE id = ANY($7) AND expires_at > now()
            )
-           SELECT set_config('statement_timeout', '0', true) AS "lifted!""#,
+           SELECT b.id AS "id!", b.updated_at AS "updated_at!", set_config('statement_timeout', '0', true) AS "lifted!"
+           FROM bumped b"#,
         &w.carts,
         &w.set_cart,
         &w.set_sku,
@@ -636,11 +672,13 @@ pub async fn write_changes(tx: &mut PgConnection, w: &LineWrites, session_ttl: D
         &w.recent_from,
         &w.recent_upto,
         &w.recent_first,
-        &w.recent_last
+        &w.recent_last,
+        &w.versions,
+        &w.sessions
     )
-    .fetch_one(tx)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(rows.into_iter().map(|r| (r.id, r.updated_at)).collect())
 }
 
 /// The customer's cart, created on first use, locked.
@@ -655,7 +693,7 @@ pub async fn lock_customer_cart(tx: &mut PgConnection, customer_id: &str) -> Res
     sqlx::query_scalar!("SELECT id FROM carts WHERE customer_id = $1 FOR UPDATE", customer_id).fetch_one(tx).await
 }
 
-/// Locks a cart for a change made outside `lock_many` (the attach merge).
+/// Locks a cart for a change made outside `read_for_change` (the attach merge).
 pub async fn lock(tx: &mut PgConnection, cart_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT id FROM carts WHERE id = $1 FOR UPDATE", cart_id).fetch_optional(tx).await?;
     Ok(())
@@ -743,11 +781,11 @@ mod tests {
     fn each_cart_of_a_batch_gets_its_own_slice_of_the_written_history() {
         let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let mut w = LineWrites::default();
-        w.change(a, 3, Recent::none(), &writes(&[("A", 2)]));
+        w.change(a, Uuid::nil(), 3, Recent::none(), &writes(&[("A", 2)]));
         // A version whose change wrote no line (a line set to what it was) still bumps.
-        w.change(b, 0, Recent::none(), &[]);
+        w.change(b, Uuid::nil(), 0, Recent::none(), &[]);
         let before = Recent::none().after(6, &writes(&[("X", 1)]));
-        w.change(c, 7, before, &writes(&[("Y", 1), ("X", 0)]));
+        w.change(c, Uuid::nil(), 7, before, &writes(&[("Y", 1), ("X", 0)]));
         assert_eq!(w.carts, vec![a, b, c]);
         assert_eq!((w.recent_first.clone(), w.recent_last.clone()), (vec![1, 2, 2], vec![1, 1, 4]));
         assert_eq!((w.recent_from.clone(), w.recent_upto.clone()), (vec![3, 0, 6], vec![4, 1, 8]));

@@ -204,6 +204,61 @@ async fn concurrent_changes_of_one_cart_are_each_applied_once() {
     assert_eq!(cart.body["version"], 40);
 }
 
+/// A change reads its cart without a lock, then writes only if the cart is still as read.
+/// Here another change of the cart lands between the two (held back by the row lock it
+/// takes, as a change in flight on another replica would): the write must not be made on the
+/// cart as read, and the change is decided again, under the lock, on the cart that change left.
+#[tokio::test]
+async fn a_change_whose_cart_changed_after_it_was_read_is_decided_again() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1999, 100).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 1).await.assert_status(200);
+    let cart: uuid::Uuid = sqlx::query_scalar("SELECT id FROM carts").fetch_one(&app.db).await.unwrap();
+    let relocked_before = metric(&app.get("/metrics", Auth::None).await.text, "stockcart_cart_changes_relocked_total");
+
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM carts WHERE id = $1 FOR UPDATE").bind(cart).execute(&mut *other).await.unwrap();
+    let other_change = async {
+        // The change has read the cart (version 1, one TEE) and its write waits for the lock.
+        let waiting = async {
+            loop {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%bumped%'",
+                )
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+                if n > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the change's write waits for the lock");
+        // Another change of the cart: five TEEs, version 2.
+        sqlx::query("UPDATE cart_lines SET quantity = 5 WHERE cart_id = $1")
+            .bind(cart)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE carts SET version = version + 1 WHERE id = $1")
+            .bind(cart)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+    };
+    let (added, ()) = tokio::join!(app.add(&token, "TEE", 2), other_change);
+    added.assert_status(200);
+    assert_eq!(added.body["version"], 3, "{}", added.body);
+    assert_eq!(added.body["lines"][0]["quantity"], 7, "made on the cart the other change left: {}", added.body);
+    let cart = app.cart(&token).await;
+    assert_eq!((cart.body["version"].clone(), cart.body["lines"][0]["quantity"].clone()), (json!(3), json!(7)));
+    let relocked = metric(&app.get("/metrics", Auth::None).await.text, "stockcart_cart_changes_relocked_total");
+    assert_eq!(relocked - relocked_before, 1.0, "the change was made by a round that locks");
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))

@@ -20,7 +20,7 @@ use crate::{
     error::{is_unreachable, ApiError},
     metrics::Metrics,
     store::{
-        carts::{self, CartLine, CartRead, CartView, ChangingCart, LineWrites, Reading, Source},
+        carts::{self, CartRead, CartView, ChangingCart, LineWrites, Reading, Source},
         sessions,
     },
 };
@@ -288,29 +288,19 @@ fn decide(
             decided.round.answers.push((i, Err(ApiError::version_mismatch(view.version, current))));
             continue;
         }
-        let before = view.lines.clone();
-        if let Err(refused) = change.op.apply(&mut view, product.as_ref()) {
-            decided.round.answers.push((i, Err(refused)));
-            continue;
-        }
+        let lines = match change.op.apply(&mut view, product.as_ref()) {
+            Ok(lines) => lines,
+            Err(refused) => {
+                decided.round.answers.push((i, Err(refused)));
+                continue;
+            }
+        };
         view.version += 1;
-        decided.writes.change(view.id, cart.session_id, cart.version, recent, &net_lines(&before, &view.lines));
+        decided.writes.change(view.id, cart.session_id, cart.version, recent, &lines);
         if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
             decided.writes.slide(cart.session_id);
         }
         decided.made.push((i, view.id, view));
     }
     decided
-}
-
-/// The line writes that take a cart's lines from `before` to `after`: each changed or new
-/// line set, each dropped line set to 0 (removed).
-fn net_lines(before: &[CartLine], after: &[CartLine]) -> Vec<(String, i32)> {
-    let set = after
-        .iter()
-        .filter(|line| !before.iter().any(|b| b.sku == line.sku && b.quantity == line.quantity))
-        .map(|line| (line.sku.clone(), line.quantity));
-    let removed =
-        before.iter().filter(|line| !after.iter().any(|a| a.sku == line.sku)).map(|line| (line.sku.clone(), 0));
-    set.chain(removed).collect()
 }

@@ -8,7 +8,7 @@
 //! are then read off it in request order.
 
 use serde_json::{Map, Value};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
@@ -79,11 +79,11 @@ pub async fn place_batch(
     let found = sessions::authenticate_many(&mut *conn, &hashes, settings.session_ttl).await?;
     let (mut pending, slots) = group(requests, &found);
 
-    let mut tx = conn.begin().await?;
+    let mut tx = crate::store::begin_untimed(conn).await?;
     claim(&mut tx, &mut pending).await?;
     place(&mut tx, &mut pending, settings).await?;
     replay(&mut tx, &mut pending).await?;
-    crate::store::commit(tx).await?;
+    tx.commit().await?;
 
     Ok(answers(&pending, &slots))
 }

@@ -41,3 +41,17 @@ pub async fn commit(mut tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(),
     }
     tx.commit().await
 }
+
+/// Begins a transaction whose statements and COMMIT the pool's statement timeout does not cut,
+/// lifting it (for the reason `commit` gives) with BEGIN, in one round trip, rather than in a
+/// round trip of its own before COMMIT. For the checkout batch: it holds a hot SKU's row lock
+/// from its stock statement to its commit, so every round trip in between delays every other
+/// checkout of that SKU. Its lock waits are still bounded by `lock_timeout`, its statements
+/// are index lookups and writes of the batch's own rows, and the request's own deadline still
+/// answers the client (503: unknown, settled by retrying with the idempotency key). Commit it
+/// with `Transaction::commit`.
+pub async fn begin_untimed(
+    conn: &mut sqlx::PgConnection,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    sqlx::Connection::begin_with(conn, "BEGIN; SET LOCAL statement_timeout = 0").await
+}

@@ -259,6 +259,56 @@ async fn a_change_whose_cart_changed_after_it_was_read_is_decided_again() {
     assert_eq!(relocked - relocked_before, 1.0, "the change was made by a round that locks");
 }
 
+/// A cart change that lands while a checkout waits for the cart's lock (held back here by a
+/// row lock, as one in flight on another replica would be) must be in the order: checkout
+/// reads the lines only once it holds the lock, in a snapshot that sees that change.
+#[tokio::test]
+async fn a_checkout_orders_the_cart_a_change_left_while_it_waited_for_the_lock() {
+    let app = spawn_app().await;
+    app.stocked("TEE", 1000, 100).await;
+    let token = app.session().await;
+    app.add(&token, "TEE", 1).await.assert_status(200);
+    let cart: uuid::Uuid = sqlx::query_scalar("SELECT id FROM carts").fetch_one(&app.db).await.unwrap();
+
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM carts WHERE id = $1 FOR UPDATE").bind(cart).execute(&mut *other).await.unwrap();
+    let other_change = async {
+        let waiting = async {
+            loop {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM carts WHERE id = ANY($1) ORDER BY id FOR UPDATE%'",
+                )
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+                if n > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the checkout waits for the cart's lock");
+        // Another change of the cart: three TEEs, version 2.
+        sqlx::query("UPDATE cart_lines SET quantity = 3 WHERE cart_id = $1")
+            .bind(cart)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE carts SET version = version + 1 WHERE id = $1")
+            .bind(cart)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+    };
+    let (placed, ()) = tokio::join!(app.checkout(&token, "after-the-wait"), other_change);
+    placed.assert_status(201);
+    assert_eq!(placed.body["lines"][0]["quantity"], 3, "{}", placed.body);
+    assert_eq!(placed.body["total"]["amount"], 3000, "{}", placed.body);
+    assert_eq!(app.level("TEE").await["reserved"], 3);
+    app.assert_invariants().await;
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))

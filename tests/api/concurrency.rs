@@ -217,38 +217,9 @@ async fn a_change_whose_cart_changed_after_it_was_read_is_decided_again() {
     let cart: uuid::Uuid = sqlx::query_scalar("SELECT id FROM carts").fetch_one(&app.db).await.unwrap();
     let relocked_before = metric(&app.get("/metrics", Auth::None).await.text, "stockcart_cart_changes_relocked_total");
 
-    let mut other = app.db.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM carts WHERE id = $1 FOR UPDATE").bind(cart).execute(&mut *other).await.unwrap();
-    let other_change = async {
-        // The change has read the cart (version 1, one TEE) and its write waits for the lock.
-        let waiting = async {
-            loop {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%bumped%'",
-                )
-                .fetch_one(&app.db)
-                .await
-                .unwrap();
-                if n > 0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the change's write waits for the lock");
-        // Another change of the cart: five TEEs, version 2.
-        sqlx::query("UPDATE cart_lines SET quantity = 5 WHERE cart_id = $1")
-            .bind(cart)
-            .execute(&mut *other)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE carts SET version = version + 1 WHERE id = $1")
-            .bind(cart)
-            .execute(&mut *other)
-            .await
-            .unwrap();
-        other.commit().await.unwrap();
-    };
+    // The change reads the cart (version 1, one TEE); its write waits for the lock; meanwhile
+    // another change of the cart makes five TEEs, version 2.
+    let other_change = change_cart_once_one_waits(&app, cart, "%bumped%", 5).await;
     let (added, ()) = tokio::join!(app.add(&token, "TEE", 2), other_change);
     added.assert_status(200);
     assert_eq!(added.body["version"], 3, "{}", added.body);
@@ -270,14 +241,36 @@ async fn a_checkout_orders_the_cart_a_change_left_while_it_waited_for_the_lock()
     app.add(&token, "TEE", 1).await.assert_status(200);
     let cart: uuid::Uuid = sqlx::query_scalar("SELECT id FROM carts").fetch_one(&app.db).await.unwrap();
 
+    // Another change of the cart makes three TEEs, version 2, while the checkout waits.
+    let other_change =
+        change_cart_once_one_waits(&app, cart, "%FROM carts WHERE id = ANY($1) ORDER BY id FOR UPDATE%", 3).await;
+    let (placed, ()) = tokio::join!(app.checkout(&token, "after-the-wait"), other_change);
+    placed.assert_status(201);
+    assert_eq!(placed.body["lines"][0]["quantity"], 3, "{}", placed.body);
+    assert_eq!(placed.body["total"]["amount"], 3000, "{}", placed.body);
+    assert_eq!(app.level("TEE").await["reserved"], 3);
+    app.assert_invariants().await;
+}
+
+/// Takes `cart`'s row lock now and returns a future that, once a statement matching
+/// `statement` (a LIKE pattern) waits for a lock, changes the cart as a cart change would
+/// (every line to `quantity`, version + 1) and commits: a change in flight elsewhere, landing
+/// at the worst moment.
+async fn change_cart_once_one_waits<'a>(
+    app: &'a TestApp,
+    cart: uuid::Uuid,
+    statement: &'a str,
+    quantity: i32,
+) -> impl std::future::Future<Output = ()> + 'a {
     let mut other = app.db.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM carts WHERE id = $1 FOR UPDATE").bind(cart).execute(&mut *other).await.unwrap();
-    let other_change = async {
+    async move {
         let waiting = async {
             loop {
                 let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM carts WHERE id = ANY($1) ORDER BY id FOR UPDATE%'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
                 )
+                .bind(statement)
                 .fetch_one(&app.db)
                 .await
                 .unwrap();
@@ -287,10 +280,10 @@ async fn a_checkout_orders_the_cart_a_change_left_while_it_waited_for_the_lock()
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the checkout waits for the cart's lock");
-        // Another change of the cart: three TEEs, version 2.
-        sqlx::query("UPDATE cart_lines SET quantity = 3 WHERE cart_id = $1")
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("a statement waits for the cart's lock");
+        sqlx::query("UPDATE cart_lines SET quantity = $2 WHERE cart_id = $1")
             .bind(cart)
+            .bind(quantity)
             .execute(&mut *other)
             .await
             .unwrap();
@@ -300,13 +293,7 @@ async fn a_checkout_orders_the_cart_a_change_left_while_it_waited_for_the_lock()
             .await
             .unwrap();
         other.commit().await.unwrap();
-    };
-    let (placed, ()) = tokio::join!(app.checkout(&token, "after-the-wait"), other_change);
-    placed.assert_status(201);
-    assert_eq!(placed.body["lines"][0]["quantity"], 3, "{}", placed.body);
-    assert_eq!(placed.body["total"]["amount"], 3000, "{}", placed.body);
-    assert_eq!(app.level("TEE").await["reserved"], 3);
-    app.assert_invariants().await;
+    }
 }
 
 fn metric(text: &str, name: &str) -> f64 {

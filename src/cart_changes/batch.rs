@@ -220,17 +220,17 @@ fn requests(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Requests {
 struct Decided {
     round: Round,
     writes: LineWrites,
-    /// The changes to write: each one's index, cart, and the cart after it, answered once the
-    /// write made it.
-    made: Vec<(usize, Uuid, CartView)>,
+    /// The changes to write: each one's index and the cart after it, answered once the write
+    /// made it.
+    made: Vec<(usize, CartView)>,
 }
 
 impl Decided {
     /// Answers the changes `write_changes` made, dated as it wrote them; the others (their
     /// carts changed since they were read) go to the next round.
     fn settle(mut self, written: &[(Uuid, DateTime<Utc>)]) -> Round {
-        for (i, cart, mut view) in self.made {
-            match written.iter().find(|(id, _)| *id == cart) {
+        for (i, mut view) in self.made {
+            match written.iter().find(|(id, _)| *id == view.id) {
                 Some(&(_, updated_at)) => {
                     view.updated_at = updated_at;
                     self.round.answers.push((i, Ok(view)));
@@ -300,7 +300,7 @@ fn decide(
         if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
             decided.writes.slide(cart.session_id);
         }
-        decided.made.push((i, view.id, view));
+        decided.made.push((i, view));
     }
     decided
 }

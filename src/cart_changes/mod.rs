@@ -1,5 +1,5 @@
-//! Cart changes, coalesced: the concurrent changes of different carts on a replica share one
-//! transaction, as checkouts share theirs (`checkout/`).
+//! Cart changes, coalesced: the concurrent changes of different carts on a replica share their
+//! statements, as checkouts share their transaction (`checkout/`).
 //!
 //! Why: a change of one cart is little work inside PostgreSQL (a row bumped, a line upserted)
 //! but, made alone under a lock, four round trips (BEGIN, lock and read, write, COMMIT), and at

@@ -106,6 +106,14 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, notifier: &str) -> Re
     Ok(row.placed)
 }
 
+/// Whether any committed event waits for its position: a read of the partial index that
+/// `sequence` takes its rows from, with none of its locks or writes.
+pub async fn waiting(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox_events WHERE position IS NULL) AS "waiting!""#)
+        .fetch_one(conn)
+        .await
+}
+
 /// Sequences everything committed so far: afterwards a read sees every acknowledged write.
 pub async fn sequence_all(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     while sequence(conn, 5000, "").await? == 5000 {}

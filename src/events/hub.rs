@@ -5,9 +5,10 @@
 //!
 //! Waking up: writers do not notify (see migration V5: a notifying commit takes a
 //! database-wide lock). Every `PROBE` the hub sequences whatever committed events wait for a
-//! position (one statement, which finds nothing most of the time at rest); the replica that
-//! sequenced notifies, and every other hub listening (LISTEN on a connection of its own, not
-//! from the request pool) reads the new events. While that connection is down it reconnects
+//! position (one statement; at rest, after a probe that found nothing, a cheaper read asks
+//! first whether anything waits); the replica that sequenced notifies, and every other hub
+//! listening (LISTEN on a connection of its own, not from the request pool) reads the new
+//! events. While that connection is down it reconnects
 //! with backoff and polls the log meanwhile. Notifications only say "look": events are always
 //! read from the log, so a lost notification delays an event and never loses it.
 //!

@@ -25,6 +25,10 @@ pub struct Orphans {
     pub movements: i64,
     /// Idempotency keys naming no order.
     pub keys: i64,
+    /// Order lines naming no order, or a SKU with no stock level (their writer keeps both: V18).
+    pub order_lines: i64,
+    /// Cart lines naming no product (their writer keeps it: V18).
+    pub cart_lines: i64,
 }
 
 /// Reads both in one REPEATABLE READ snapshot, so concurrent traffic cannot make the checker
@@ -69,7 +73,12 @@ pub async fn audit(pool: &PgPool) -> Result<(Vec<SkuAudit>, Orphans), sqlx::Erro
         r#"SELECT (SELECT count(*) FROM stock_movements m
                    WHERE NOT EXISTS (SELECT 1 FROM stock_levels s WHERE s.sku = m.sku)) AS "movements!",
                   (SELECT count(*) FROM idempotency_keys i
-                   WHERE i.order_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.order_id)) AS "keys!""#
+                   WHERE i.order_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.order_id)) AS "keys!",
+                  (SELECT count(*) FROM order_lines l
+                   WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = l.order_id)
+                      OR NOT EXISTS (SELECT 1 FROM stock_levels s WHERE s.sku = l.sku)) AS "order_lines!",
+                  (SELECT count(*) FROM cart_lines l
+                   WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.sku = l.sku)) AS "cart_lines!""#
     )
     .fetch_one(&mut *tx)
     .await?;

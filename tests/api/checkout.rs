@@ -315,6 +315,28 @@ async fn the_invariant_checker_catches_a_corrupted_database() {
         "{:?}",
         report.violations
     );
+
+    // References with no foreign key (V18), written around their writers.
+    let token = app.session().await;
+    app.add(&token, "TEE", 1).await.assert_status(200);
+    sqlx::query("INSERT INTO cart_lines (cart_id, sku, quantity) SELECT cart_id, 'GONE', 1 FROM cart_lines LIMIT 1")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_price, line_total)
+         VALUES (gen_random_uuid(), 0, 'TEE', 'Tee', 1, 1999, 1999)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let report = stockcart::invariants::check(&app.db).await.unwrap();
+    assert!(report.violations.iter().any(|v| v.contains("1 cart lines name no product")), "{:?}", report.violations);
+    assert!(
+        report.violations.iter().any(|v| v.contains("1 order lines name no order or no stock level")),
+        "{:?}",
+        report.violations
+    );
 }
 
 fn checkout_request(token: &str, key: &str) -> stockcart::checkout::CheckoutRequest {

@@ -63,17 +63,24 @@ const PAGE: i64 = 1000;
 pub type Batch = Arc<Vec<Event>>;
 
 /// An event as every stream writes it, rendered once for all clients.
+///
+/// Every replica reads every event, and on most replicas most events go to no client: the
+/// data stays the text PostgreSQL sent until something needs it. Parsing each event's data
+/// into a JSON value on every replica was most of what a replica's hub cost under a checkout
+/// load (four events an order, each a map of a dozen fields, allocated and dropped).
 #[derive(Debug)]
 pub struct Event {
     pub position: i64,
     pub topic: String,
-    pub payload: Value,
+    /// The data as JSON text; the admin stream embeds it as it is.
+    text: String,
+    /// The data parsed, for a client filtering by SKU.
+    data: OnceLock<Value>,
     /// `id:`, `event:`, `data:` of the admin stream, rendered by the first admin client that
-    /// sends the event, once for all of them: every replica reads every event, and one with
-    /// no admin stream open (the usual case) renders none.
+    /// sends the event, once for all of them (a replica with no admin stream renders none).
     admin_frame: OnceLock<Bytes>,
-    /// What the public stream shows of it, for stock events.
-    pub public: Option<PublicState>,
+    /// What the public stream shows of it (stock events only), read out by its first client.
+    public: OnceLock<Option<PublicState>>,
     /// When the hub read it, and when it was written (for the lag metric).
     pub at: chrono::DateTime<chrono::Utc>,
 }
@@ -106,46 +113,72 @@ impl PublicState {
 
 /// The event resource: `{"id", "type", "at", "data"}`.
 pub fn resource(e: &StoredEvent) -> Value {
-    resource_of(e.position, &e.topic, &e.at, &e.payload)
-}
-
-fn resource_of(position: i64, topic: &str, at: &chrono::DateTime<chrono::Utc>, payload: &Value) -> Value {
-    json!({ "id": position, "type": topic, "at": store::timestamp(at), "data": payload })
+    json!({ "id": e.position, "type": e.topic, "at": store::timestamp(&e.at), "data": events::parse_payload(&e.payload) })
 }
 
 impl Event {
     pub fn new(e: StoredEvent) -> Event {
-        let public = public_state(&e.topic, &e.payload);
         Event {
             position: e.position,
             topic: e.topic,
-            payload: e.payload,
+            text: e.payload,
+            data: OnceLock::new(),
             admin_frame: OnceLock::new(),
-            public,
+            public: OnceLock::new(),
             at: e.at,
         }
     }
 
+    /// Whether an admin stream with `filter` sends this event; the data is parsed only for a
+    /// filter by SKU.
+    pub fn matches(&self, filter: &Filter) -> bool {
+        filter.matches_topic(&self.topic)
+            && (!filter.looks_at_data()
+                || filter.matches_data(self.data.get_or_init(|| events::parse_payload(&self.text))))
+    }
+
+    /// The admin stream's frame: the event resource (`resource`, with the same keys in the
+    /// same order) around the data's text.
     pub fn admin_frame(&self) -> Bytes {
         self.admin_frame
             .get_or_init(|| {
-                let resource = resource_of(self.position, &self.topic, &self.at, &self.payload);
-                Bytes::from(format!("id: {}\nevent: {}\ndata: {resource}\n\n", self.position, self.topic))
+                let (id, topic) = (self.position, &self.topic);
+                let at = Value::from(store::timestamp(&self.at));
+                let quoted = Value::from(topic.as_str());
+                Bytes::from(format!(
+                    "id: {id}\nevent: {topic}\ndata: {{\"at\":{at},\"data\":{},\"id\":{id},\"type\":{quoted}}}\n\n",
+                    self.text
+                ))
             })
             .clone()
     }
+
+    /// The state a storefront shows, for stock events; order events do not concern it.
+    pub fn public(&self) -> Option<&PublicState> {
+        self.public.get_or_init(|| public_state(&self.topic, &self.text)).as_ref()
+    }
 }
 
-/// Stock events carry the state a storefront shows; order events do not concern it.
-fn public_state(topic: &str, p: &Value) -> Option<PublicState> {
+fn public_state(topic: &str, text: &str) -> Option<PublicState> {
+    /// The four fields the public stream shows, read from the text without building the rest.
+    #[derive(serde::Deserialize)]
+    struct Shown<'a> {
+        #[serde(borrow)]
+        sku: std::borrow::Cow<'a, str>,
+        available: i64,
+        #[serde(borrow)]
+        status: std::borrow::Cow<'a, str>,
+        version: i64,
+    }
     if !topic.starts_with("stock.") {
         return None;
     }
+    let shown: Shown<'_> = serde_json::from_str(text).ok()?;
     Some(PublicState {
-        sku: p.get("sku")?.as_str()?.to_owned(),
-        available: p.get("available")?.as_i64()?,
-        status: p.get("status")?.as_str()?.to_owned(),
-        version: p.get("version")?.as_i64()?,
+        sku: shown.sku.into_owned(),
+        available: shown.available,
+        status: shown.status.into_owned(),
+        version: shown.version,
     })
 }
 
@@ -414,4 +447,53 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     listener.eager_reconnect(false);
     listener.listen(events::CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(topic: &str, text: &str) -> StoredEvent {
+        StoredEvent {
+            position: 42,
+            topic: topic.into(),
+            at: chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),
+            payload: text.into(),
+        }
+    }
+
+    /// The admin frame embeds the text PostgreSQL sent; its data line must be the resource the
+    /// event list answers, and one line.
+    #[test]
+    fn the_admin_frame_carries_the_resource_of_the_list() {
+        let text = r#"{"sku": "TEE", "kind": "reservation", "note": "a \"quoted\"\nline", "available": 7, "status": "in_stock", "version": 3}"#;
+        let e = stored("stock.changed", text);
+        let resource = resource(&e);
+        let frame = Event::new(e).admin_frame();
+        let frame = std::str::from_utf8(&frame).unwrap();
+        let lines: Vec<&str> = frame.trim_end_matches('\n').split('\n').collect();
+        assert_eq!(lines[..2], ["id: 42", "event: stock.changed"]);
+        let data: Value = serde_json::from_str(lines[2].strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(data, resource);
+        assert_eq!(lines.len(), 3);
+        assert!(frame.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn only_stock_events_have_a_public_state_and_sku_filters_read_the_data() {
+        let text = r#"{"sku": "TEE", "available": 7, "status": "low_stock", "version": 3, "delta_on_hand": -1}"#;
+        let stock = Event::new(stored("stock.changed", text));
+        let shown = stock.public().unwrap();
+        assert_eq!(
+            (shown.sku.as_str(), shown.available, shown.status.as_str(), shown.version),
+            ("TEE", 7, "low_stock", 3)
+        );
+        let order = Event::new(stored("order.created", r#"{"order": {"lines": [{"sku": "TEE"}]}}"#));
+        assert!(order.public().is_none());
+        let by_sku = |sku: &str| Filter { sku: Some(sku.into()), ..Filter::default() };
+        assert!(order.matches(&by_sku("TEE")) && stock.matches(&by_sku("TEE")));
+        assert!(!order.matches(&by_sku("CAP")) && !stock.matches(&by_sku("CAP")));
+        let stock_only = Filter { families: vec!["stock.".into()], ..Filter::default() };
+        assert!(stock.matches(&stock_only) && !order.matches(&stock_only));
+    }
 }

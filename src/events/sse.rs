@@ -126,7 +126,7 @@ async fn admin_feed(hub: &Arc<Hub>, out: &Frames, filter: &Filter, resume: Optio
                     let seen = last;
                     for event in batch.iter().filter(|e| e.position > seen) {
                         last = event.position;
-                        if filter.matches(&event.topic, &event.payload) {
+                        if event.matches(filter) {
                             if !send(out, hub, event.admin_frame(), Some(event.at)).await {
                                 return Ok(());
                             }
@@ -237,7 +237,7 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
                 for row in rows {
                     after = row.position;
                     let event = Event::new(row);
-                    if let Some(state) = &event.public {
+                    if let Some(state) = event.public() {
                         if shown.is_news(state) && !send(out, hub, state.frame(event.position), Some(event.at)).await {
                             return Ok(());
                         }
@@ -277,7 +277,7 @@ async fn public_feed(hub: &Arc<Hub>, out: &Frames, skus: Vec<String>, resume: Op
                     let seen = last;
                     for event in batch.iter().filter(|e| e.position > seen) {
                         last = event.position;
-                        if let Some(state) = &event.public {
+                        if let Some(state) = event.public() {
                             if shown.is_news(state) {
                                 if !send(out, hub, state.frame(event.position), Some(event.at)).await {
                                     return Ok(());

@@ -18,7 +18,16 @@ pub struct StoredEvent {
     pub position: i64,
     pub topic: String,
     pub at: DateTime<Utc>,
-    pub payload: Value,
+    /// The data as JSON text, as PostgreSQL prints it. Every replica reads every event, and
+    /// most go to no one on most replicas: they are parsed only when something looks inside
+    /// (`parse_payload`), and streams embed the text as it is.
+    pub payload: String,
+}
+
+/// The data of an event as a JSON value. PostgreSQL printed the text from a `jsonb`, so it
+/// always parses; `Null` would only stand for text that came from elsewhere.
+pub fn parse_payload(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// Which events a reader wants. Types are exact (`stock.low`) or families (`stock.`, from
@@ -38,11 +47,23 @@ impl Filter {
     }
 
     pub fn matches(&self, topic: &str, payload: &Value) -> bool {
-        let type_ok = (self.types.is_empty() && self.families.is_empty())
+        self.matches_topic(topic) && self.matches_data(payload)
+    }
+
+    pub fn matches_topic(&self, topic: &str) -> bool {
+        (self.types.is_empty() && self.families.is_empty())
             || self.types.iter().any(|t| t == topic)
-            || self.families.iter().any(|f| topic.starts_with(f.as_str()));
-        type_ok
-            && self.sku.as_deref().is_none_or(|sku| event_has_sku(payload, sku))
+            || self.families.iter().any(|f| topic.starts_with(f.as_str()))
+    }
+
+    /// Whether the data matters at all: without a SKU, the type alone decides, and an event's
+    /// data need not be parsed to filter it.
+    pub fn looks_at_data(&self) -> bool {
+        self.sku.is_some() || !self.skus.is_empty()
+    }
+
+    pub fn matches_data(&self, payload: &Value) -> bool {
+        self.sku.as_deref().is_none_or(|sku| event_has_sku(payload, sku))
             && (self.skus.is_empty() || self.skus.iter().any(|sku| event_has_sku(payload, sku)))
     }
 }
@@ -132,7 +153,7 @@ pub async fn after(
     let any_type = exact.is_empty() && families.is_empty();
     sqlx::query_as!(
         StoredEvent,
-        r#"SELECT position AS "position!", topic, at, payload
+        r#"SELECT position AS "position!", topic, at, payload::text AS "payload!"
            FROM outbox_events
            WHERE position > $1
              AND ($2 OR topic = ANY($3) OR topic LIKE ANY($4))

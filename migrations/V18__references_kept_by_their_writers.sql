@@ -12,7 +12,8 @@
 --   statement that inserts their order, from cart lines whose SKUs `store::stock` has just
 --   reserved (which refuses an unknown SKU).
 -- * cart_lines.sku: a line is written only after the change's product was read (an unknown SKU
---   is answered 404 before any write). cart_lines.cart_id keeps its key: it cascades.
+--   is answered 404 before any write), or copied from a guest cart's lines at login
+--   (`store::carts::merge_guest_cart`). cart_lines.cart_id keeps its key: it cascades.
 --
 -- `stockcart check-invariants` (and GET /v1/admin/invariants) checks all four, so a database
 -- written around these writers (a bad restore, a manual insert) is still caught.

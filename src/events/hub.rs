@@ -352,7 +352,16 @@ impl Hub {
         }
         let mut any = false;
         loop {
-            let n = events::sequence(&mut conn, 5000, &self.notifier).await?;
+            let n = match events::sequence(&mut conn, 5000, &self.notifier).await {
+                Ok(n) => n,
+                // What the earlier rounds numbered is committed: read it now (the other
+                // replicas heard of it; this one ignores its own notifications), retry the rest.
+                Err(e) if any => {
+                    tracing::warn!(error = %e, "sequencing the event log failed; retrying");
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            };
             any |= n > 0;
             if n < 5000 {
                 return Ok(any);

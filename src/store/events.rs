@@ -128,11 +128,13 @@ pub async fn sequence(conn: &mut PgConnection, limit: i64, notifier: &str) -> Re
 }
 
 /// Whether any committed event waits for its position: a read of the partial index that
-/// `sequence` takes its rows from, with none of its locks or writes.
+/// `sequence` takes its rows from, with none of its locks or writes. (`ORDER BY id LIMIT 1`
+/// keeps it on that index whatever the statistics say about unsequenced rows.)
 pub async fn waiting(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox_events WHERE position IS NULL) AS "waiting!""#)
-        .fetch_one(conn)
-        .await
+    let first = sqlx::query_scalar!("SELECT id FROM outbox_events WHERE position IS NULL ORDER BY id LIMIT 1")
+        .fetch_optional(conn)
+        .await?;
+    Ok(first.is_some())
 }
 
 /// Sequences everything committed so far: afterwards a read sees every acknowledged write.

@@ -111,9 +111,17 @@ impl PublicState {
     }
 }
 
-/// The event resource: `{"id", "type", "at", "data"}`.
+/// The event resource: `{"id", "type", "at", "data"}`, as the event list answers it.
 pub fn resource(e: &StoredEvent) -> Value {
-    json!({ "id": e.position, "type": e.topic, "at": store::timestamp(&e.at), "data": events::parse_payload(&e.payload) })
+    events::parse_payload(&resource_text(e.position, &e.topic, &e.at, &e.payload))
+}
+
+/// The event resource as JSON text, around the data's text as PostgreSQL printed it: the one
+/// place its shape is written, for the list (parsed) and the admin stream (as it is).
+fn resource_text(id: i64, topic: &str, at: &chrono::DateTime<chrono::Utc>, data: &str) -> String {
+    let at = Value::from(store::timestamp(at));
+    let topic = Value::from(topic);
+    format!("{{\"at\":{at},\"data\":{data},\"id\":{id},\"type\":{topic}}}")
 }
 
 impl Event {
@@ -137,18 +145,12 @@ impl Event {
                 || filter.matches_data(self.data.get_or_init(|| events::parse_payload(&self.text))))
     }
 
-    /// The admin stream's frame: the event resource (`resource`, with the same keys in the
-    /// same order) around the data's text.
+    /// The admin stream's frame: the event resource, its data embedded as PostgreSQL sent it.
     pub fn admin_frame(&self) -> Bytes {
         self.admin_frame
             .get_or_init(|| {
-                let (id, topic) = (self.position, &self.topic);
-                let at = Value::from(store::timestamp(&self.at));
-                let quoted = Value::from(topic.as_str());
-                Bytes::from(format!(
-                    "id: {id}\nevent: {topic}\ndata: {{\"at\":{at},\"data\":{},\"id\":{id},\"type\":{quoted}}}\n\n",
-                    self.text
-                ))
+                let resource = resource_text(self.position, &self.topic, &self.at, &self.text);
+                Bytes::from(format!("id: {}\nevent: {}\ndata: {resource}\n\n", self.position, self.topic))
             })
             .clone()
     }

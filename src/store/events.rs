@@ -46,10 +46,6 @@ impl Filter {
         self.types.is_empty() && self.families.is_empty() && self.sku.is_none()
     }
 
-    pub fn matches(&self, topic: &str, payload: &Value) -> bool {
-        self.matches_topic(topic) && self.matches_data(payload)
-    }
-
     pub fn matches_topic(&self, topic: &str) -> bool {
         (self.types.is_empty() && self.families.is_empty())
             || self.types.iter().any(|t| t == topic)

@@ -1,4 +1,4 @@
-//! Coalescing: the requests of a replica that need the same statement at the same moment
+//! Coalescing: the requests of a replica (or of one of its HTTP workers) that need the same statement at the same moment
 //! share one, taking arrays (`= ANY($1)`), the way checkouts share their batch. Session reads
 //! (`auth::reads`) and product reads that record a view (`memory::reads`) go through it.
 //!
@@ -23,7 +23,7 @@ const QUEUE: usize = 16 * 1024;
 /// Why a request got no answer from its batch.
 #[derive(Debug)]
 pub enum Unanswered {
-    /// The replica is stopping: its readers are gone.
+    /// The replica (or the worker) is stopping: its readers are gone.
     Stopping,
     /// The reader answering its batch panicked: the request fails alone.
     Lost,

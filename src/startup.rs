@@ -23,7 +23,7 @@ use crate::{
     metrics::Metrics,
     middleware,
     routes::{self, ops::Readiness},
-    state::AppState,
+    state::{AppState, WorkerState},
     tasks,
     webhooks::seal::Sealer,
 };
@@ -117,7 +117,11 @@ pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
     // Pools open connections as requests need them, so a server without room for them all
     // would refuse them under load, one 503 at a time: say so now. A warning, not a refusal:
     // other clients may be about to close theirs.
-    let most = 2 * i64::from(settings.pool_size) + 2 + i64::from(crate::cart_changes::CONNECTIONS);
+    let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let most = 2 * i64::from(settings.pool_size)
+        + 2
+        + i64::from(crate::cart_changes::CONNECTIONS)
+        + (workers * crate::auth::reads::READERS) as i64;
     if let Ok(room) = crate::store::server::connection_room(&pool).await {
         // Our own start-up connection is counted as open, and is one of ours.
         if room.free() + 1 < most {
@@ -151,6 +155,17 @@ fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)
         .connect_lazy_with(options)
+}
+
+/// The pool of one worker's session reads (`auth::reads`): the request pool's settings, a
+/// connection per read in flight.
+fn session_reads_pool(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(crate::auth::reads::READERS as u32)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .connect_lazy_with(pool.connect_options().as_ref().clone())
 }
 
 /// The pool of cart changes (`cart_changes`): the request pool's settings, and statements
@@ -205,7 +220,6 @@ impl Application {
                 settings.checkout_workers,
                 settings.checkout_batch,
             ),
-            sessions: SessionReads::start(pool.clone(), metrics.clone().into_inner()),
             cart_changes: CartChanges::start(
                 cart_changes_pool(&pool),
                 settings.clone(),
@@ -233,9 +247,16 @@ impl Application {
         });
         let background = tasks::spawn_all(state.clone().into_inner());
 
+        let metrics_arc = metrics.clone().into_inner();
         let mut server = HttpServer::new(move || {
+            // Called by each worker as it starts, on its own thread and runtime: the reader's
+            // task is spawned there.
+            let worker = web::Data::new(WorkerState {
+                sessions: SessionReads::start(session_reads_pool(&pool), metrics_arc.clone()),
+            });
             App::new()
                 .app_data(state.clone())
+                .app_data(worker)
                 .app_data(metrics.clone())
                 .app_data(edge.clone())
                 .app_data(readiness.clone())

@@ -29,9 +29,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub admin_token: SecretString,
     pub carts: CartCache,
-    /// Shopper authentication, coalesced across the requests of this replica.
-    pub sessions: SessionReads,
-    /// Cart changes, coalesced across the requests of this replica.
+    /// Cart changes, coalesced across the requests of this replica. Replica-wide on the
+    /// multi-threaded runtime, unlike session reads (`WorkerState`): a batch's two round trips
+    /// are a serial loop, and on a worker's thread its next round waited behind that thread's
+    /// requests (add to cart -3 % and -12 % on the worker, even with 2 writers, BENCHMARKS.md).
     pub cart_changes: CartChanges,
     pub checkouts: Checkouts,
     pub metrics: web::Data<Metrics>,
@@ -51,3 +52,17 @@ pub struct AppState {
 }
 
 pub type State = web::Data<AppState>;
+
+/// What one actix worker thread owns: its coalesced session reads (`auth::reads`), with their
+/// own connection. The reader runs as a task of the worker's own runtime and its connection is
+/// driven by it, so a request's authentication is queued, batched, sent, answered and replied
+/// to on the thread that serves the request. Shared by the replica on the multi-threaded
+/// runtime, every read woke another thread twice (hand the request over, hand the answer back):
+/// on the worker, warm get cart through the balancer went from 23,876 and 23,962 to 29,332
+/// and 32,589 req/s, with less CPU per read in the replicas and in PostgreSQL (BENCHMARKS.md).
+pub struct WorkerState {
+    /// Shopper authentication, coalesced across the requests of this worker.
+    pub sessions: SessionReads,
+}
+
+pub type Worker = web::Data<WorkerState>;

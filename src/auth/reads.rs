@@ -1,6 +1,7 @@
-//! Coalesced session reads: the requests that authenticate on a replica at the same moment
+//! Coalesced session reads: the requests that authenticate on an HTTP worker at the same moment
 //! share one `token_hash = ANY($1)` read (`coalesce.rs` says how, and why a read still sees
-//! every write acknowledged before its request). Every shopper request starts with this read,
+//! every write acknowledged before its request). Each worker has its own reader, on its own
+//! thread (`state::WorkerState` says why). Every shopper request starts with this read,
 //! and a revoked session is refused as soon as its revocation has committed.
 
 use std::sync::{atomic::Ordering, Arc};
@@ -15,24 +16,25 @@ use crate::{
     store::sessions::{self, SessionRow},
 };
 
-/// Reads in flight at once per replica. One: while it is in flight the next batch forms, and
+/// Reads in flight at once per worker. One: while it is in flight the next batch forms, and
 /// it starts the moment the first returns. A second reader idle beside it took each request
 /// as it arrived (batches of 5 through haproxy and 13 direct; one reader gathers 7 and 21),
 /// and PostgreSQL's cost is mostly per statement, not per session read: warm get cart went
 /// from 4,292 to 5,908 req/s through haproxy and 9,575 to 12,617 direct (medians of 4
 /// order-balanced A/B pairs, BENCHMARKS.md). A request arriving while the reader is busy
 /// waits for one round trip more: well under a millisecond here.
-const READERS: usize = 1;
+pub const READERS: usize = 1;
 /// At most this many sessions per read: a bound on the statement's array, not a target.
 const MAX_BATCH: usize = 256;
 
 type Answer = Result<Option<SessionRow>, ApiError>;
 
-/// The replica's session reader. Clones share it.
+/// An HTTP worker's session reader. Clones share it.
 #[derive(Clone)]
 pub struct SessionReads(Coalescer<TokenHash, Answer>);
 
 impl SessionReads {
+    /// Starts the reader as a task of the current runtime: call it on the worker's thread.
     pub fn start(pool: PgPool, metrics: Arc<Metrics>) -> SessionReads {
         SessionReads(Coalescer::start(READERS, MAX_BATCH, move |hashes| {
             let (pool, metrics) = (pool.clone(), metrics.clone());

@@ -105,7 +105,7 @@ impl Op {
                 }
             }
             Op::Remove { sku } => Ok(remove_line(cart, sku)),
-            Op::Clear => Ok(cart.lines.drain(..).map(|line| (line.sku, 0)).collect()),
+            Op::Clear => Ok(cart.lines.drain(..).map(|line| (line.sku.clone(), 0)).collect()),
         }
     }
 }

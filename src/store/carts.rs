@@ -3,11 +3,14 @@
 //! and then writes only if the version is still the one it read. Either way concurrent
 //! changes of one cart are made one after another, each on the cart the previous one left.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{value::RawValue, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -20,6 +23,33 @@ pub struct CartLine {
     pub quantity: i32,
     pub unit_price: i64,
     pub currency: Currency,
+    /// The line as the API answers it, rendered by the first answer that shows it. A line is
+    /// never changed in place: every later copy of its cart shares it (`CartView::lines` holds
+    /// `Arc`s) until a change replaces it. So a change renders and copies only the line it
+    /// sets; rendering and cloning every line of the cart on every change was the largest part
+    /// of a replica's work in add to cart after the round trips (JSON string escaping, and the
+    /// allocations of each line's strings: BENCHMARKS.md).
+    json: OnceLock<Box<RawValue>>,
+}
+
+impl CartLine {
+    fn new(sku: String, name: String, quantity: i32, unit_price: i64, currency: Currency) -> CartLine {
+        CartLine { sku, name, quantity, unit_price, currency, json: OnceLock::new() }
+    }
+
+    fn json(&self) -> &RawValue {
+        self.json.get_or_init(|| {
+            let body = LineBody {
+                line_total: MoneyRef { amount: self.unit_price * i64::from(self.quantity), currency: &self.currency },
+                name: &self.name,
+                quantity: self.quantity,
+                sku: &self.sku,
+                unit_price: MoneyRef { amount: self.unit_price, currency: &self.currency },
+            };
+            // Plain strings and numbers: serialising them cannot fail.
+            serde_json::value::to_raw_value(&body).expect("a cart line serialises")
+        })
+    }
 }
 
 /// A cart assembled with the catalog's current names and prices, as of `catalog_revision`.
@@ -29,7 +59,8 @@ pub struct CartView {
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     pub catalog_revision: i64,
-    pub lines: Vec<CartLine>,
+    /// Shared with the other copies of this cart, each line until a change replaces it.
+    pub lines: Vec<Arc<CartLine>>,
 }
 
 impl CartView {
@@ -39,21 +70,30 @@ impl CartView {
 
     /// Sets a line as the database now has it: updated in place, or appended (new lines come last).
     pub fn set_line(&mut self, sku: &str, quantity: i32, product: &LineProduct) {
-        self.put_line(CartLine {
-            sku: sku.to_owned(),
-            name: product.name.clone(),
+        self.put_line(CartLine::new(
+            sku.to_owned(),
+            product.name.clone(),
             quantity,
-            unit_price: product.unit_price,
-            currency: product.currency.clone(),
-        });
+            product.unit_price,
+            product.currency.clone(),
+        ));
     }
 
     /// The one place a line is set: the quantity where the cart has the line, else the line
     /// last, where the database's `position` puts a line inserted now.
     fn put_line(&mut self, new: CartLine) {
         match self.lines.iter_mut().find(|l| l.sku == new.sku) {
-            Some(line) => line.quantity = new.quantity,
-            None => self.lines.push(new),
+            Some(line) => {
+                let kept = &**line;
+                *line = Arc::new(CartLine::new(
+                    kept.sku.clone(),
+                    kept.name.clone(),
+                    new.quantity,
+                    kept.unit_price,
+                    kept.currency.clone(),
+                ))
+            }
+            None => self.lines.push(Arc::new(new)),
         }
     }
 
@@ -72,7 +112,7 @@ impl CartView {
                 (None, ..) => {}
                 (Some(sku), _, Some(0), ..) => self.remove_line(&sku),
                 (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
-                    self.put_line(CartLine { sku, name, quantity, unit_price, currency })
+                    self.put_line(CartLine::new(sku, name, quantity, unit_price, currency))
                 }
                 (Some(_), ..) => return None,
             }
@@ -84,38 +124,29 @@ impl CartView {
 
     /// The cart as the API answers it.
     pub fn to_json(&self, currency: &Currency) -> Value {
-        serde_json::to_value(self.body(currency)).unwrap_or(Value::Null)
+        serde_json::from_slice(&self.to_bytes(currency)).unwrap_or(Value::Null)
     }
 
-    /// The answer's bytes, serialised straight from the cart: no JSON tree in between (one
-    /// allocation per field otherwise, on every cart change answered).
+    /// The answer's bytes, serialised straight from the cart (no JSON tree in between), each
+    /// line rendered once for all the copies that share it (`CartLine::json`).
     pub fn to_bytes(&self, currency: &Currency) -> Vec<u8> {
-        serde_json::to_vec(&self.body(currency)).unwrap_or_default()
-    }
-
-    fn body<'a>(&'a self, currency: &'a Currency) -> CartBody<'a> {
-        let lines = self
-            .lines
-            .iter()
-            .map(|l| LineBody {
-                line_total: MoneyRef { amount: l.unit_price * i64::from(l.quantity), currency: &l.currency },
-                name: &l.name,
-                quantity: l.quantity,
-                sku: &l.sku,
-                unit_price: MoneyRef { amount: l.unit_price, currency: &l.currency },
-            })
-            .collect();
-        CartBody {
+        let body = CartBody {
             id: self.id,
             item_count: self.lines.iter().map(|l| i64::from(l.quantity)).sum(),
-            lines,
+            lines: self.lines.iter().map(|l| l.json()).collect(),
             subtotal: MoneyRef {
                 amount: self.lines.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum(),
                 currency,
             },
             updated_at: super::timestamp(&self.updated_at),
             version: self.version,
-        }
+        };
+        // Sized for the whole answer at once: grown from empty, it was copied about as many
+        // times as it doubled.
+        let mut bytes = Vec::with_capacity(256 + body.lines.iter().map(|l| l.get().len() + 1).sum::<usize>());
+        // Plain strings and numbers: serialising them cannot fail.
+        serde_json::to_writer(&mut bytes, &body).expect("a cart serialises");
+        bytes
     }
 }
 
@@ -125,7 +156,7 @@ impl CartView {
 struct CartBody<'a> {
     id: Uuid,
     item_count: i64,
-    lines: Vec<LineBody<'a>>,
+    lines: Vec<&'a RawValue>,
     subtotal: MoneyRef<'a>,
     updated_at: String,
     version: i64,
@@ -160,7 +191,7 @@ fn assemble(
     let lines = rows
         .filter_map(|row| match row {
             (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
-                Some(CartLine { sku, name, quantity, unit_price, currency })
+                Some(Arc::new(CartLine::new(sku, name, quantity, unit_price, currency)))
             }
             _ => None,
         })
@@ -741,6 +772,47 @@ mod tests {
 
     fn writes(list: &[(&str, i32)]) -> Vec<(String, i32)> {
         list.iter().map(|(sku, q)| (sku.to_string(), *q)).collect()
+    }
+
+    fn product(name: &str, unit_price: i64) -> LineProduct {
+        LineProduct { name: name.into(), unit_price, currency: Currency::parse("EUR").unwrap(), available: 100 }
+    }
+
+    #[test]
+    fn a_cart_answers_its_lines_rendered_once_and_shared_by_its_copies() {
+        let eur = Currency::parse("EUR").unwrap();
+        let updated_at = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z").unwrap().with_timezone(&Utc);
+        let mut cart = CartView { id: Uuid::nil(), version: 3, updated_at, catalog_revision: 1, lines: Vec::new() };
+        cart.set_line("A-1", 2, &product("Mug \"large\"\n", 450));
+        cart.set_line("B-2", 1, &product("Plate", 1000));
+        let line = |sku: &str, name: &str, quantity: i64, price: i64| {
+            serde_json::json!({
+                "line_total": {"amount": price * quantity, "currency": "EUR"}, "name": name,
+                "quantity": quantity, "sku": sku, "unit_price": {"amount": price, "currency": "EUR"},
+            })
+        };
+        let expected = |version: i64, lines: Vec<Value>, count: i64, subtotal: i64| {
+            serde_json::json!({
+                "id": Uuid::nil(), "item_count": count, "lines": lines,
+                "subtotal": {"amount": subtotal, "currency": "EUR"},
+                "updated_at": crate::store::timestamp(&updated_at), "version": version,
+            })
+        };
+        // Byte for byte what serialising the whole tree writes: the same answer as before.
+        let before = expected(3, vec![line("A-1", "Mug \"large\"\n", 2, 450), line("B-2", "Plate", 1, 1000)], 3, 1900);
+        assert_eq!(cart.to_bytes(&eur), serde_json::to_vec(&before).unwrap());
+
+        // A copy changed: its changed line is rendered anew, the other is the same line.
+        let mut copy = cart.clone();
+        copy.version = 4;
+        copy.set_line("A-1", 5, &product("Mug \"large\"\n", 450));
+        assert!(Arc::ptr_eq(&cart.lines[1], &copy.lines[1]));
+        assert!(!Arc::ptr_eq(&cart.lines[0], &copy.lines[0]));
+        let after = expected(4, vec![line("A-1", "Mug \"large\"\n", 5, 450), line("B-2", "Plate", 1, 1000)], 6, 3250);
+        assert_eq!(copy.to_bytes(&eur), serde_json::to_vec(&after).unwrap());
+        assert_eq!(copy.to_json(&eur), after);
+        // The original still answers what it held.
+        assert_eq!(cart.to_bytes(&eur), serde_json::to_vec(&before).unwrap());
     }
 
     #[test]

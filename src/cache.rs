@@ -1,4 +1,5 @@
-//! The hot-cart cache: carts assembled with names and prices, serialised, kept in moka.
+//! The hot-cart cache: carts assembled with names and prices, kept in moka with each line's
+//! answer rendered (`CartLine`), so that answering a cached cart is copying its lines.
 //!
 //! Why it stays correct across replicas without any notification: every request already
 //! reads its session row, and that same indexed read returns the cart's `version` and the
@@ -10,27 +11,21 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::{metrics::Metrics, store::carts::CartView};
 
-#[derive(Clone)]
-pub struct CachedCart {
-    pub version: i64,
-    pub catalog_revision: i64,
-    pub body: Bytes,
-    /// The cart the body was rendered from: a change of it made on this replica starts from
-    /// these lines instead of reading them again (`cart_changes`), when the cart's version
-    /// and the catalog revision under the change's lock are still these.
-    pub view: Arc<CartView>,
-}
-
 /// Clones share the entries.
 #[derive(Clone)]
 pub struct CartCache {
-    entries: Option<Cache<Uuid, Arc<CachedCart>>>,
+    /// Each cart as last answered here, which a read answers and from which a change made on
+    /// this replica starts instead of reading its lines again (`cart_changes`), when the cart's
+    /// version and the catalog revision under the change's lock are still its own. Its answer
+    /// is not kept beside it: its lines keep theirs (`CartLine`), and a second copy of every
+    /// line's answer took a replica past 100 MiB in the benchmark's add to cart (50-line carts).
+    entries: Option<Cache<Uuid, Arc<CartView>>>,
     /// The cart a session token last named when it changed its cart here: a hint only, which
     /// lets a change find its cached cart before its statement says which cart the session
     /// names now (an attach may have moved it; the statement then finds a different cart).
@@ -45,14 +40,13 @@ impl CartCache {
         CartCache { entries, carts_of, metrics }
     }
 
-    /// The cached body, if it was assembled at exactly this cart version and catalog revision.
-    pub fn get(&self, cart_id: Uuid, version: i64, catalog_revision: i64) -> Option<Bytes> {
+    /// The cached cart, if it was assembled at exactly this cart version and catalog revision.
+    pub fn get(&self, cart_id: Uuid, version: i64, catalog_revision: i64) -> Option<Arc<CartView>> {
         let hit = self
             .entries
             .as_ref()
             .and_then(|c| c.get(&cart_id))
-            .filter(|c| c.version == version && c.catalog_revision == catalog_revision)
-            .map(|c| c.body.clone());
+            .filter(|c| c.version == version && c.catalog_revision == catalog_revision);
         match hit {
             Some(_) => self.metrics.cache_hit(),
             None => self.metrics.cache_miss(),
@@ -60,18 +54,18 @@ impl CartCache {
         hit
     }
 
-    pub fn put(&self, cart_id: Uuid, entry: CachedCart) {
+    pub fn put(&self, entry: Arc<CartView>) {
         if let Some(c) = &self.entries {
             // Never replace a newer assembly with an older one.
-            let newer_cached = c.get(&cart_id).is_some_and(|old| old.version > entry.version);
+            let newer_cached = c.get(&entry.id).is_some_and(|old| old.version > entry.version);
             if !newer_cached {
-                c.insert(cart_id, Arc::new(entry));
+                c.insert(entry.id, entry);
             }
         }
     }
 
     /// The cart a session token's last change here was made to, as cached (see `carts_of`).
-    pub fn last_cart_of(&self, token: &[u8]) -> Option<Arc<CachedCart>> {
+    pub fn last_cart_of(&self, token: &[u8]) -> Option<Arc<CartView>> {
         let cart_id = self.carts_of.as_ref()?.get(token)?;
         self.entries.as_ref()?.get(&cart_id)
     }

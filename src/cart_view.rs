@@ -7,20 +7,19 @@ use std::sync::Arc;
 
 use actix_web::{http::header, web::Bytes, HttpResponse};
 
-use crate::{cache::CachedCart, error::etag, state::AppState, store::carts::CartView};
+use crate::{error::etag, state::AppState, store::carts::CartView};
 
-/// Answers a cart with its ETag, and keeps the assembled body for the next read.
+/// Answers a cart with its ETag, and keeps the cart for the next read.
 pub fn cart_response(state: &AppState, cart: CartView) -> HttpResponse {
-    let body = Bytes::from(cart.to_bytes(&state.settings.currency));
-    let version = cart.version;
-    state.carts.put(
-        cart.id,
-        CachedCart { version, catalog_revision: cart.catalog_revision, body: body.clone(), view: Arc::new(cart) },
-    );
-    cached_response(version, body)
+    let response = answer(state, &cart);
+    state.carts.put(Arc::new(cart));
+    response
 }
 
-pub fn cached_response(version: i64, body: Bytes) -> HttpResponse {
+/// Answers a cart with its ETag: its lines' answers copied (`CartLine`), nothing rendered
+/// again but the cart's own fields.
+pub fn answer(state: &AppState, cart: &CartView) -> HttpResponse {
+    let (version, body) = (cart.version, Bytes::from(cart.to_bytes(&state.settings.currency)));
     HttpResponse::Ok()
         .insert_header((header::ETAG, etag(version)))
         .insert_header((header::CONTENT_TYPE, "application/json"))

@@ -209,10 +209,7 @@ struct Requests {
 fn requests(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Requests {
     let tokens: Vec<Vec<u8>> = batch.iter().map(|&i| changes[i].token.0.clone()).collect();
     let skus: Vec<String> = batch.iter().map(|&i| changes[i].op.sku().to_owned()).collect();
-    let known = tokens
-        .iter()
-        .map(|token| db.carts.last_cart_of(token).map(|c| c.view.clone()).filter(|v| v.version > 0))
-        .collect();
+    let known = tokens.iter().map(|token| db.carts.last_cart_of(token).filter(|v| v.version > 0)).collect();
     Requests { tokens, skus, known }
 }
 

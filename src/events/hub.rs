@@ -1,7 +1,8 @@
 //! One event reader per replica, fanning out to every stream client of that replica.
 //!
 //! Ten thousand clients must not mean ten thousand queries per event: the hub reads each
-//! event from PostgreSQL once and broadcasts it; each client filters what it receives.
+//! event from PostgreSQL once and broadcasts it; each client filters what it receives. And
+//! no client must mean no read of the events at all: the hub then only moves its head (`read`).
 //!
 //! Waking up: writers do not notify (see migration V5: a notifying commit takes a
 //! database-wide lock). Every `PROBE` the hub sequences whatever committed events wait for a
@@ -192,9 +193,14 @@ pub struct Hub {
     /// Events go out in the batches they were read in: a client wakes once per read, not
     /// once per event, which is what lets a hundred clients follow a checkout rush.
     sender: broadcast::Sender<Batch>,
-    /// The last position broadcast: a client that subscribed after this was sent reads it
-    /// (and anything before) from the log instead.
+    /// The last position broadcast (or passed over with no client to send it to, `read`): a
+    /// client that subscribed after this was sent reads it (and anything before) from the log
+    /// instead. It never goes back.
     head: AtomicI64,
+    /// `head`, for the tasks that only need to know that events arrived, not what they are
+    /// (the webhook worker plans its deliveries in SQL): they do not count as stream clients,
+    /// so a replica with none reads no event data at all.
+    moved: watch::Sender<i64>,
     clients: AtomicUsize,
     limit: usize,
     shutdown: watch::Sender<bool>,
@@ -220,6 +226,7 @@ impl Hub {
             notifier: uuid::Uuid::new_v4().simple().to_string(),
             sender,
             head: AtomicI64::new(-1),
+            moved: watch::channel(-1).0,
             clients: AtomicUsize::new(0),
             limit,
             shutdown,
@@ -243,8 +250,24 @@ impl Hub {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// The events of every read from now on: call it before reading `head`, and every event
+    /// after that head arrives.
     pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
         self.sender.subscribe()
+    }
+
+    /// Changes whenever `head` moves: a wake-up, not a stream client.
+    pub fn wakes(&self) -> watch::Receiver<i64> {
+        self.moved.subscribe()
+    }
+
+    fn advance(&self, to: i64) {
+        self.head.fetch_max(to, Ordering::AcqRel);
+        self.moved.send_if_modified(|head| {
+            let moved = to > *head;
+            *head = (*head).max(to);
+            moved
+        });
     }
 
     /// The last position broadcast (after `ready`, never below what was committed then).
@@ -372,15 +395,25 @@ impl Hub {
     }
 
     /// Broadcasts everything after `head`.
+    ///
+    /// With no stream client on this replica (the common case for a replica behind a balancer
+    /// that a dashboard is not watching), nobody needs the events themselves: `head` moves to
+    /// the last sequenced position without reading them. Reading and sending every event was
+    /// a tenth of PostgreSQL's statement time under checkout, for nobody. A client that
+    /// subscribes meanwhile may have read the old head and expects the events after it from
+    /// the broadcast: so once `head` has moved, a client counted now is sent those events
+    /// (it drops any it has), and one that subscribes later reads the new head.
     async fn read(&self) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let mut head = self.head();
-        if head < 0 {
-            // First read: live clients start from what is committed now.
-            head = events::marks(&mut conn).await?.0;
+        if head < 0 || self.sender.receiver_count() == 0 {
             // Positions handed out but not yet visible cannot exist: the sequencer that
             // handed them out committed before its lock was free.
-            self.head.store(head, Ordering::Release);
+            let sequenced = events::marks(&mut conn).await?.0;
+            self.advance(sequenced);
+            if head < 0 || self.sender.receiver_count() == 0 {
+                return Ok(());
+            }
         }
         loop {
             let rows = events::after(&mut conn, head, &Filter::default(), PAGE).await?;
@@ -388,8 +421,8 @@ impl Hub {
             let Some(last) = rows.last().map(|r| r.position) else { return Ok(()) };
             let batch: Batch = Arc::new(rows.into_iter().map(Event::new).collect());
             head = last;
-            self.head.store(head, Ordering::Release);
-            // No receiver is not an error: nobody is streaming on this replica right now.
+            self.advance(head);
+            // No receiver is not an error: the last client may have gone meanwhile.
             let _ = self.sender.send(batch);
             if n < PAGE {
                 return Ok(());

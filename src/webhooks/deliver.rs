@@ -251,7 +251,7 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
     let mut lanes: Lanes = HashMap::new();
     let mut runners = JoinSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
-    let mut events = state.events.subscribe();
+    let mut events = state.events.wakes();
     let mut depth_tick = tokio::time::interval(Duration::from_secs(5));
     let mut finished: Vec<Done> = Vec::new();
     let mut released: Vec<(i64, Uuid)> = Vec::new();
@@ -300,10 +300,8 @@ pub async fn run(state: Arc<AppState>, sealer: Sealer) {
             }
         }
         tokio::select! {
-            _ = events.recv() => {
-                // Several events at once are one wake-up.
-                while events.try_recv().is_ok() {}
-            }
+            // Several reads of events at once are one wake-up.
+            _ = events.changed() => {}
             Some(f) = done_rx.recv() => match f {
                 Finished::Attempted(d) => finished.push(d),
                 Finished::Released { id, claim } => released.push((id, claim)),

@@ -118,8 +118,10 @@ pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
     // would refuse them under load, one 503 at a time: say so now. A warning, not a refusal:
     // other clients may be about to close theirs.
     let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Request pool and product reads; the readiness check, the event listener and the webhook
+    // worker, one each; the cart change writer; each HTTP worker's session reader.
     let most = 2 * i64::from(settings.pool_size)
-        + 2
+        + 3
         + i64::from(crate::cart_changes::CONNECTIONS)
         + (workers * crate::auth::reads::READERS) as i64;
     if let Ok(room) = crate::store::server::connection_room(&pool).await {

@@ -19,9 +19,9 @@ pub fn cart_response(state: &AppState, cart: CartView) -> HttpResponse {
 /// Answers a cart with its ETag: its lines' answers copied (`CartLine`), nothing rendered
 /// again but the cart's own fields.
 pub fn answer(state: &AppState, cart: &CartView) -> HttpResponse {
-    let (version, body) = (cart.version, Bytes::from(cart.to_bytes(&state.settings.currency)));
+    let body = Bytes::from(cart.to_bytes(&state.settings.currency));
     HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(version)))
+        .insert_header((header::ETAG, etag(cart.version)))
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .body(body)
 }

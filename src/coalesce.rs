@@ -1,5 +1,6 @@
-//! Coalescing: the requests of a replica (or of one of its HTTP workers) that need the same statement at the same moment
-//! share one, taking arrays (`= ANY($1)`), the way checkouts share their batch. Session reads
+//! Coalescing: the requests of a replica (or of one of its HTTP workers) that need the same
+//! statement at the same moment share one, taking arrays (`= ANY($1)`), the way checkouts
+//! share their batch. Session reads
 //! (`auth::reads`) and product reads that record a view (`memory::reads`) go through it.
 //!
 //! At a few thousand requests a second the per-request round trip, not the work inside

@@ -18,7 +18,7 @@ use crate::{
     domain::{SessionToken, TokenHash},
     error::ApiError,
     problem::Problem,
-    state::{AppState, WorkerState},
+    state::{AppState, Worker},
     store::sessions::{self, SessionRow},
 };
 
@@ -69,7 +69,7 @@ impl FromRequest for Shopper {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req).map(TokenHash::of);
         let state = state(req);
-        let worker = req.app_data::<web::Data<WorkerState>>().expect("WorkerState is registered").clone();
+        let worker = req.app_data::<Worker>().expect("WorkerState is registered").clone();
         Box::pin(async move {
             let hash = token.ok_or_else(|| ApiError::unauthorized("a session token is required"))?;
             let row: SessionRow = worker.sessions.read(hash).await?.ok_or_else(ApiError::unknown_session)?;

@@ -435,9 +435,8 @@ impl Hub {
             let batch: Batch = Arc::new(rows.into_iter().map(Event::new).collect());
             from = last;
             self.advance(last);
-            if self.unsent_from.load(Ordering::Acquire) != NOTHING_OWED {
-                self.unsent_from.store(last, Ordering::Release);
-            }
+            // Sent up to here: a read that fails from now on is retried from here.
+            self.unsent_from.store(last, Ordering::Release);
             // No receiver is not an error: the last client may have gone meanwhile.
             let _ = self.sender.send(batch);
             if n < PAGE {

@@ -151,23 +151,13 @@ pub fn connect_lazy(settings: &Settings, url: &str) -> Result<PgPool, String> {
 /// pool: at half its size, product reads queued for a connection (measured: 0.46 x).
 fn views_pool(settings: &Settings, pool: &PgPool) -> PgPool {
     let options = pool.connect_options().as_ref().clone().options([("synchronous_commit", "off")]);
-    PgPoolOptions::new()
-        .max_connections(settings.pool_size)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(3))
-        .test_before_acquire(false)
-        .connect_lazy_with(options)
+    side_pool(settings.pool_size, options)
 }
 
 /// The pool of one worker's session reads (`auth::reads`): the request pool's settings, a
 /// connection per read in flight.
 fn session_reads_pool(pool: &PgPool) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(crate::auth::reads::READERS as u32)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(3))
-        .test_before_acquire(false)
-        .connect_lazy_with(pool.connect_options().as_ref().clone())
+    side_pool(crate::auth::reads::READERS as u32, pool.connect_options().as_ref().clone())
 }
 
 /// The pool of cart changes (`cart_changes`): the request pool's settings, and statements
@@ -181,8 +171,15 @@ fn session_reads_pool(pool: &PgPool) -> PgPool {
 fn cart_changes_pool(pool: &PgPool) -> PgPool {
     let options =
         pool.connect_options().as_ref().clone().options([("plan_cache_mode", "force_generic_plan"), ("jit", "off")]);
+    side_pool(crate::cart_changes::CONNECTIONS, options)
+}
+
+/// A pool beside the request pool for one kind of work: at most `max` connections, opened on
+/// first use, none kept open for its own sake, and none pinged before each use (a round trip
+/// per acquire).
+fn side_pool(max: u32, options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(crate::cart_changes::CONNECTIONS)
+        .max_connections(max)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)

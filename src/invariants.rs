@@ -62,9 +62,9 @@ pub async fn check(pool: &PgPool) -> Result<Report, sqlx::Error> {
     if orphans.cart_lines > 0 {
         violations.push(format!("{} cart lines name no product", orphans.cart_lines));
     }
-    // Checkout writes a key before the order it names (see migrations/V3 and V6): the deferred
-    // foreign key checks it at commit; this catches a database whose constraint was bypassed
-    // (disabled triggers, a partial restore).
+    // Checkout writes a key before the order it names, in the same transaction (migration V3);
+    // no foreign key checks it since V20, so this catches a key written around that writer (a
+    // manual insert, a partial restore).
     if orphans.keys > 0 {
         violations.push(format!("{} idempotency keys name an order that does not exist", orphans.keys));
     }

@@ -217,10 +217,11 @@ pub fn is_too_many_connections(err: &sqlx::Error) -> bool {
 }
 
 /// What to do about `too_many_connections`, said where it is met (start-up, logs, README).
-pub const POOL_SIZING_RULE: &str = "each replica opens up to 2 x STOCKCART_POOL_SIZE + 4 + STOCKCART_WORKERS \
-     connections (the request pool, the pool of product reads, the readiness check, the event listener, the cart \
-     change writer, the webhook worker and each HTTP worker's session reader); keep replicas x (2 x \
-     STOCKCART_POOL_SIZE + 4 + STOCKCART_WORKERS) <= max_connections - headroom (superuser_reserved_connections, \
+pub const POOL_SIZING_RULE: &str = "each replica opens up to 2 x STOCKCART_POOL_SIZE + 4 + STOCKCART_WORKERS + \
+     STOCKCART_CHECKOUT_WORKERS connections (the request pool, the pool of product reads, the readiness check, the \
+     event listener, the cart change writer, the webhook worker, each HTTP worker's session reader and each \
+     checkout worker); keep replicas x (2 x STOCKCART_POOL_SIZE + 4 + STOCKCART_WORKERS + \
+     STOCKCART_CHECKOUT_WORKERS) <= max_connections - headroom (superuser_reserved_connections, \
      replication, HA agent, administrators): fewer replicas, a smaller STOCKCART_POOL_SIZE, or a larger \
      max_connections";
 

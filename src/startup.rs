@@ -119,11 +119,13 @@ pub async fn connect(settings: &Settings, url: &str) -> Result<PgPool, String> {
     // other clients may be about to close theirs.
     let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // Request pool and product reads; the readiness check, the event listener and the webhook
-    // worker, one each; the cart change writer; each HTTP worker's session reader.
+    // worker, one each; the cart change writer; each HTTP worker's session reader; each
+    // checkout worker.
     let most = 2 * i64::from(settings.pool_size)
         + 3
         + i64::from(crate::cart_changes::CONNECTIONS)
-        + (workers * crate::auth::reads::READERS) as i64;
+        + (workers * crate::auth::reads::READERS) as i64
+        + settings.checkout_workers as i64;
     if let Ok(room) = crate::store::server::connection_room(&pool).await {
         // Our own start-up connection is counted as open, and is one of ours.
         if room.free() + 1 < most {
@@ -174,6 +176,18 @@ fn cart_changes_pool(pool: &PgPool) -> PgPool {
     side_pool(crate::cart_changes::CONNECTIONS, options)
 }
 
+/// The pool of the checkout workers (`checkout::queue`): a connection per worker, opened by the
+/// worker itself, on the multi-threaded runtime it runs on. A connection's socket stays with the
+/// runtime that opened it, and the request pool's connections are mostly opened by handlers on
+/// the HTTP workers' threads: a checkout worker that took one of those had every answer of every
+/// batch noticed by that HTTP worker's thread and handed over to it, a wake-up of another thread
+/// per round trip. After the benchmark's get cart run (which grows the request pool from the
+/// HTTP workers), spread checkout ran at 3,149-3,199 orders/s against 3,458-4,002 on the same
+/// database with the replicas restarted (BENCHMARKS.md, 2026-12-04, twelfth session).
+fn checkout_pool(settings: &Settings, pool: &PgPool) -> PgPool {
+    side_pool(settings.checkout_workers as u32, pool.connect_options().as_ref().clone())
+}
+
 /// A pool beside the request pool for one kind of work: at most `max` connections, opened on
 /// first use, none kept open for its own sake, and none pinged before each use (a round trip
 /// per acquire).
@@ -214,7 +228,7 @@ impl Application {
         let carts = CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone());
         let state = web::Data::new(AppState {
             checkouts: Checkouts::start(
-                pool.clone(),
+                checkout_pool(&settings, &pool),
                 settings.clone(),
                 settings.checkout_workers,
                 settings.checkout_batch,

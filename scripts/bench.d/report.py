@@ -38,7 +38,8 @@ def sh(cmd):
 rows = [
     ("warm get cart, through haproxy (req/s)", "get_cart_rps", "http_pg_rps", 1.5),
     ("warm get cart, one replica direct (req/s)", "get_cart_direct_rps", "http_pg_rps", 1.5),
-    ("add to cart (req/s)", "add_to_cart_rps", "pg_spread_guarded_c32_tps", 0.5),
+    ("add to cart, through haproxy (req/s)", "add_to_cart_rps", "pg_spread_guarded_c32_tps", 0.5),
+    ("add to cart, one replica direct (req/s)", "add_to_cart_direct_rps", "pg_spread_guarded_c32_tps", 0.5),
     ("checkout, 3 spread SKUs (orders/s)", "checkout_spread_per_s", "pg_checkout_c32_tps", 0.7),
     ("checkout, one hot SKU (orders/s)", "checkout_hot_per_s", "pg_hot_guarded_c32_tps", 1.0),
 ]
@@ -70,12 +71,14 @@ out.append("| --- | --- |")
 for name, label in [
     ("get_cart_p99_ms", "warm get cart p99 through haproxy (ms)"),
     ("get_cart_direct_p99_ms", "warm get cart p99, one replica direct (ms)"),
-    ("add_to_cart_p99_ms", "add to cart p99 at full load (ms)"),
+    ("add_to_cart_p99_ms", "add to cart p99 at full load through haproxy (ms)"),
+    ("add_to_cart_direct_p99_ms", "add to cart p99 at full load, one replica direct (ms)"),
     ("checkout_spread_p99_ms", "checkout spread p99 (ms)"),
     ("checkout_hot_p99_ms", "checkout hot p99 (ms)"),
     ("mixed_per_s", "mixed shopper workload (req/s, all operations)"),
     ("get_cart_non2xx", "non-2xx answers during get cart"),
     ("add_to_cart_non2xx", "non-2xx answers during add to cart"),
+    ("add_to_cart_direct_non2xx", "non-2xx answers during add to cart direct"),
     ("rss_mib_replica-1", "resident memory of replica 1 after the runs (MiB)"),
     ("rss_mib_replica-2", "resident memory of replica 2 after the runs (MiB)"),
     ("http_hello_rps", "ceiling: actix /hello (req/s)"),
@@ -88,7 +91,7 @@ out.append("Every loadgen run ends with the invariant check through the API (not
 out.append("")
 out.append("## Commands\n")
 out.append("- ceilings: `../shared/bench/ceilings.sh` (pgbench -M prepared -j 2 -c 32, wrk -t2 -c64 -d10s)")
-out.append(f"- get cart, add to cart: `wrk -t2 -c64 -d{dur}s --latency -s scripts/bench.d/<scenario>.lua` through haproxy, 2,000 sessions")
+out.append(f"- get cart, add to cart: `wrk -t2 -c64 -d{dur}s --latency -s scripts/bench.d/<scenario>.lua` through haproxy and then directly against replica 1, 2,000 sessions")
 out.append(f"- checkout: `stockcart loadgen --scenario checkout --carts FILE --users 32 --duration {dur}s` over both replicas: {8000 * int(dur):,} carts filled beforehand (3 random SKUs of 10,000, or one unit of the hot SKU; scripts/bench.d/carts.sql), so only checkouts are measured")
 out.append(f"- mixed: `stockcart loadgen --users 32 --skus 10000 --duration {dur}s`")
 out.append("- seeding: 10,000 products through the admin API, 10,000 historical orders with 30,000 lines and `ANALYZE` (scripts/bench.d/seed.sql)")

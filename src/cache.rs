@@ -12,10 +12,14 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::web;
+use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use crate::{metrics::Metrics, store::carts::CartView};
+use crate::{
+    metrics::Metrics,
+    store::carts::{CartView, LineProduct},
+};
 
 /// Clones share the entries.
 #[derive(Clone)]
@@ -26,18 +30,34 @@ pub struct CartCache {
     /// is not kept beside it: its lines keep theirs (`CartLine`), and a second copy of every
     /// line's answer took a replica past 100 MiB in the benchmark's add to cart (50-line carts).
     entries: Option<Cache<Uuid, Arc<CartView>>>,
-    /// The cart a session token last named when it changed its cart here: a hint only, which
-    /// lets a change find its cached cart before its statement says which cart the session
-    /// names now (an attach may have moved it; the statement then finds a different cart).
-    carts_of: Option<Cache<Vec<u8>, Uuid>>,
+    /// What a session token's last change here found (`TokenHint`): a hint only, which lets a
+    /// change find its cached cart before its statement says which cart the session names now
+    /// (an attach may have moved it; the statement then finds a different cart).
+    hints: Option<Cache<Vec<u8>, Arc<TokenHint>>>,
+    /// The products changes named, each as of the catalog revision it was read at: a change
+    /// decided on a copy at that revision adds its line from here (`cart_changes`).
+    products: Option<Cache<String, Arc<(i64, LineProduct)>>>,
     metrics: web::Data<Metrics>,
+}
+
+/// Which cart and session a session token named when its last change here read them: enough,
+/// with the copy of that cart, for its next change to be decided without reading them. Each is
+/// a fact the write then requires still to hold, so a stale hint costs a read, never a wrong
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHint {
+    pub cart_id: Uuid,
+    pub session_id: Uuid,
+    /// As read: a session slid since by another replica only looks due to slide sooner.
+    pub session_expires_at: DateTime<Utc>,
 }
 
 impl CartCache {
     pub fn new(capacity: u64, idle: Duration, metrics: web::Data<Metrics>) -> CartCache {
         let entries = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
-        let carts_of = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
-        CartCache { entries, carts_of, metrics }
+        let hints = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
+        let products = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
+        CartCache { entries, hints, products, metrics }
     }
 
     /// The cached cart, if it was assembled at exactly this cart version and catalog revision.
@@ -64,16 +84,37 @@ impl CartCache {
         }
     }
 
-    /// The cart a session token's last change here was made to, as cached (see `carts_of`).
+    /// The cart a session token's last change here was made to, as cached (see `hints`).
     pub fn last_cart_of(&self, token: &[u8]) -> Option<Arc<CartView>> {
-        let cart_id = self.carts_of.as_ref()?.get(token)?;
+        let cart_id = self.hints.as_ref()?.get(token)?.cart_id;
         self.entries.as_ref()?.get(&cart_id)
     }
 
-    pub fn remember_cart_of(&self, token: &[u8], cart_id: Uuid) {
-        if let Some(c) = &self.carts_of {
-            if c.get(token) != Some(cart_id) {
-                c.insert(token.to_vec(), cart_id);
+    /// What the token's last change here found, with this replica's copy of its cart.
+    pub fn hint_of(&self, token: &[u8]) -> Option<(Arc<TokenHint>, Arc<CartView>)> {
+        let hint = self.hints.as_ref()?.get(token)?;
+        let copy = self.entries.as_ref()?.get(&hint.cart_id)?;
+        Some((hint, copy))
+    }
+
+    pub fn remember(&self, token: &[u8], hint: TokenHint) {
+        if let Some(c) = &self.hints {
+            if c.get(token).is_none_or(|known| *known != hint) {
+                c.insert(token.to_vec(), Arc::new(hint));
+            }
+        }
+    }
+
+    /// The product as read at `catalog_revision`, if a change read it then.
+    pub fn product(&self, sku: &str, catalog_revision: i64) -> Option<LineProduct> {
+        let found = self.products.as_ref()?.get(sku)?;
+        (found.0 == catalog_revision).then(|| found.1.clone())
+    }
+
+    pub fn remember_product(&self, sku: &str, catalog_revision: i64, product: &LineProduct) {
+        if let Some(c) = &self.products {
+            if c.get(sku).is_none_or(|p| p.0 != catalog_revision) {
+                c.insert(sku.to_owned(), Arc::new((catalog_revision, product.clone())));
             }
         }
     }

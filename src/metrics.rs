@@ -57,6 +57,8 @@ pub struct Metrics {
     pub carts_cached: AtomicU64,
     pub carts_caught_up: AtomicU64,
     pub carts_read_whole: AtomicU64,
+    /// Changes decided on the replica's copy of their cart, unread, and made (`cart_changes`).
+    pub carts_on_copy: AtomicU64,
     /// Coalesced product reads that record views (statements), and the requests they
     /// answered (`memory::reads`).
     pub view_reads: AtomicU64,
@@ -215,11 +217,12 @@ impl Metrics {
              # HELP stockcart_cart_changes_relocked_total Cart changes a round without locks could not make (the cart changed meanwhile, its first change, or its second in the batch), made by a round that locks.\n\
              # TYPE stockcart_cart_changes_relocked_total counter\n\
              stockcart_cart_changes_relocked_total {cart_changes_relocked}\n\
-             # HELP stockcart_cart_change_reads_total How changes found their carts: this replica's copy current (cached), brought up to date from the cart's recent line writes (caught_up), or every line read (whole).\n\
+             # HELP stockcart_cart_change_reads_total How changes found their carts: this replica's copy current (cached), brought up to date from the cart's recent line writes (caught_up), every line read (whole), or decided on the copy unread and made (none).\n\
              # TYPE stockcart_cart_change_reads_total counter\n\
              stockcart_cart_change_reads_total{{read=\"cached\"}} {carts_cached}\n\
              stockcart_cart_change_reads_total{{read=\"caught_up\"}} {carts_caught_up}\n\
              stockcart_cart_change_reads_total{{read=\"whole\"}} {carts_read_whole}\n\
+             stockcart_cart_change_reads_total{{read=\"none\"}} {carts_on_copy}\n\
              # HELP stockcart_view_reads_total Coalesced product reads that record views (one statement each).\n\
              # TYPE stockcart_view_reads_total counter\n\
              stockcart_view_reads_total {view_reads}\n\
@@ -233,6 +236,7 @@ impl Metrics {
             cart_changes_relocked = self.cart_changes_relocked.load(Ordering::Relaxed),
             carts_cached = self.carts_cached.load(Ordering::Relaxed),
             carts_caught_up = self.carts_caught_up.load(Ordering::Relaxed),
+            carts_on_copy = self.carts_on_copy.load(Ordering::Relaxed),
             carts_read_whole = self.carts_read_whole.load(Ordering::Relaxed),
             view_reads = self.view_reads.load(Ordering::Relaxed),
             views_read = self.views_read.load(Ordering::Relaxed),

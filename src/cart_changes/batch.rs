@@ -5,7 +5,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -15,12 +18,12 @@ use uuid::Uuid;
 
 use super::{Answer, Change};
 use crate::{
-    cache::CartCache,
+    cache::{CartCache, TokenHint},
     config::Settings,
     error::{is_unreachable, ApiError},
     metrics::Metrics,
     store::{
-        carts::{self, CartRead, CartView, ChangingCart, LineWrites, Reading, Source},
+        carts::{self, Assumed, CartRead, CartView, ChangingCart, LineProduct, LineWrites, Reading, Recent, Source},
         sessions,
     },
 };
@@ -45,9 +48,10 @@ pub(super) async fn run(
     settings: &Settings,
     metrics: &Arc<Metrics>,
     carts: &CartCache,
+    copies: &CopyOdds,
     changes: Vec<Change>,
 ) -> Vec<Answer> {
-    let db = Db { pool, settings, metrics, carts };
+    let db = Db { pool, settings, metrics, carts, copies };
     let mut answers: Vec<Option<Answer>> = vec![None; changes.len()];
     let mut pending: Vec<usize> = (0..changes.len()).collect();
     let mut reading = Reading::Unlocked;
@@ -116,6 +120,37 @@ impl Failure {
     }
 }
 
+/// How often this replica's copies of the carts its changes find are current, in thousandths,
+/// over the last few dozen batches: each batch moves it an eighth of the way to its own share.
+///
+/// A change decided on a copy skips the read, and one decided on a stale copy fails its write
+/// and costs a locked round (four round trips) instead. Whether copies are current is a matter
+/// of routing, not of the cart: every change of a cart through this replica keeps its copy
+/// current, and behind a round-robin balancer with two replicas about half of them are stale.
+/// So the first round decides on copies only while this says they pay.
+pub(super) struct CopyOdds(AtomicU32);
+
+impl CopyOdds {
+    /// Starts as if copies were never current: the first batches read, and learn otherwise.
+    pub(super) fn new() -> CopyOdds {
+        CopyOdds(AtomicU32::new(0))
+    }
+
+    /// Decide on copies when at least nine in ten were current.
+    fn worth_it(&self) -> bool {
+        self.0.load(Ordering::Relaxed) >= 900
+    }
+
+    /// A batch's first round found `current` of the `with_copy` copies it met current.
+    fn learn(&self, current: usize, with_copy: usize) {
+        if let Some(share) = (current * 1000).checked_div(with_copy) {
+            let odds = self.0.load(Ordering::Relaxed);
+            // Only the batch loop writes it (`WRITERS` is 1), so load and store do not race.
+            self.0.store((odds * 7 + share as u32) / 8, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What a round works with.
 struct Db<'a> {
     /// Connections that plan the batch statements generically, without JIT (see
@@ -124,19 +159,35 @@ struct Db<'a> {
     settings: &'a Settings,
     metrics: &'a Metrics,
     /// Carts this replica answered last: a change of one that is still current needs no
-    /// read of its lines.
+    /// read of its lines, and while `copies` says they are current, no read at all.
     carts: &'a CartCache,
+    copies: &'a CopyOdds,
 }
 
 /// The first round: carts read without locks, and each change written only if its cart is
-/// still as read, in one statement that is its own transaction.
+/// still as read, in one statement that is its own transaction. While this replica's copies
+/// are current (`CopyOdds`), the changes that can be are decided on them instead, unread: with
+/// every change so decided, the round is the write alone.
 async fn unlocked(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Round, Failure> {
     let mut conn = db.pool.acquire().await.map_err(Failure::BeforeCommit)?;
-    let Requests { tokens, skus, known } = requests(db, changes, batch);
-    let found = carts::read_for_change(&mut conn, &tokens, &skus, &known, Reading::Unlocked)
-        .await
-        .map_err(Failure::BeforeCommit)?;
-    let decided = decide(db, changes, batch, found, Reading::Unlocked);
+    let mut decided = Decided::new(batch.len());
+    let to_read = if db.copies.worth_it() { on_copies(db, changes, batch, &mut decided) } else { batch.to_vec() };
+    let mut current = 0;
+    let mut with_copy = 0;
+    if !to_read.is_empty() {
+        let Requests { tokens, skus, known } = requests(db, changes, &to_read);
+        let found = carts::read_for_change(&mut conn, &tokens, &skus, &known, Reading::Unlocked)
+            .await
+            .map_err(Failure::BeforeCommit)?;
+        for (copy, cart) in known.iter().zip(&found) {
+            if copy.is_some() {
+                with_copy += 1;
+                current += usize::from(cart.as_ref().is_some_and(|c| c.source == Source::Cached));
+            }
+        }
+        decide(db, changes, &to_read, found, Reading::Unlocked, &mut decided);
+    }
+    let on_copy = std::mem::take(&mut decided.on_copy);
     if decided.writes.is_empty() {
         return Ok(decided.round);
     }
@@ -147,7 +198,59 @@ async fn unlocked(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Ro
             sqlx::Error::Database(_) => Failure::BeforeCommit(e),
             e => Failure::AtCommit(e),
         })?;
-    Ok(decided.settle(&written))
+    let round = decided.settle(&written);
+    let missed = round.later.iter().filter(|i| on_copy.contains(i)).count();
+    db.metrics.carts_on_copy.fetch_add((on_copy.len() - missed) as u64, Ordering::Relaxed);
+    db.copies.learn(current + on_copy.len() - missed, with_copy + on_copy.len());
+    Ok(round)
+}
+
+/// Decides the changes of `batch` that it can on this replica's copies of their carts, into
+/// `decided`, each requiring of its write what it assumed (`Assumed::Copy`); returns the
+/// others, to be read. A change is decided on a copy only when the copy is the one its token's
+/// last change here left (so its history is known), its session is not yet due to slide, the
+/// product it names was read at the copy's catalog revision, and the change is made: a refusal
+/// (412, 409, 422, 404) is never answered from a copy, which may be stale, but from a read.
+fn on_copies(db: &Db<'_>, changes: &[Change], batch: &[usize], decided: &mut Decided) -> Vec<usize> {
+    let mut to_read = Vec::new();
+    for &i in batch {
+        let change = &changes[i];
+        let Some((hint, copy)) = db.carts.hint_of(&change.token.0) else {
+            to_read.push(i);
+            continue;
+        };
+        let Some(recent) = copy.recent.clone().filter(|_| copy.version > 0) else {
+            to_read.push(i);
+            continue;
+        };
+        let sku = change.op.sku();
+        // Decided as if any quantity were available: the write requires the stock it needs.
+        let product = match sku {
+            "" => None,
+            sku => db.carts.product(sku, copy.catalog_revision).map(|p| LineProduct { available: i64::MAX, ..p }),
+        };
+        if sessions::needs_slide(hint.session_expires_at, db.settings.session_ttl)
+            || change.expected.as_ref().is_some_and(|e| !e.matches(copy.version))
+            || decided.changed.contains(&copy.id)
+            || (!sku.is_empty() && product.is_none())
+        {
+            to_read.push(i);
+            continue;
+        }
+        let mut view = CartView::clone(&copy);
+        let Ok(lines) = change.op.apply(&mut view, product.as_ref()) else {
+            to_read.push(i);
+            continue;
+        };
+        view.version += 1;
+        let stock = view.quantity_of(sku).map(|quantity| (sku.to_owned(), i64::from(quantity)));
+        let assumed = Assumed::Copy { catalog_revision: copy.catalog_revision, stock };
+        decided.writes.change(view.id, hint.session_id, copy.version, Recent::clone(&recent), &lines, assumed);
+        decided.changed.insert(copy.id);
+        decided.on_copy.push(i);
+        decided.made.push((i, view));
+    }
+    to_read
 }
 
 /// A round that locks its carts, in one transaction: nothing can change them before it commits.
@@ -183,7 +286,8 @@ async fn locked(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Result<Roun
         }
     }
 
-    let decided = decide(db, changes, batch, found, Reading::Locked);
+    let mut decided = Decided::new(batch.len());
+    decide(db, changes, batch, found, Reading::Locked, &mut decided);
     if decided.writes.is_empty() {
         // Every change was refused: nothing to write or wait for.
         let _ = tx.rollback().await;
@@ -217,19 +321,36 @@ fn requests(db: &Db<'_>, changes: &[Change], batch: &[usize]) -> Requests {
 struct Decided {
     round: Round,
     writes: LineWrites,
-    /// The changes to write: each one's index and the cart after it, answered once the write
-    /// made it.
+    /// The changes to write, in the order of `writes`: each one's index and the cart after it,
+    /// answered once the write made it.
     made: Vec<(usize, CartView)>,
+    /// The carts changed: a batch changes a cart once (see `run`).
+    changed: HashSet<Uuid>,
+    /// The changes of `made` decided on copies (`on_copies`).
+    on_copy: Vec<usize>,
 }
 
 impl Decided {
-    /// Answers the changes `write_changes` made, dated as it wrote them; the others (their
-    /// carts changed since they were read) go to the next round.
+    fn new(changes: usize) -> Decided {
+        Decided {
+            round: Round { answers: Vec::with_capacity(changes), later: Vec::new() },
+            writes: LineWrites::default(),
+            made: Vec::with_capacity(changes),
+            changed: HashSet::with_capacity(changes),
+            on_copy: Vec::new(),
+        }
+    }
+
+    /// Answers the changes `write_changes` made, dated as it wrote them, each cart with the
+    /// history it now has (never before the write: a change that failed would leave its history
+    /// beside another replica's cart at the same version); the others (their carts changed since
+    /// they were read) go to the next round.
     fn settle(mut self, written: &[(Uuid, DateTime<Utc>)]) -> Round {
-        for (i, mut view) in self.made {
+        for ((i, mut view), recent) in self.made.into_iter().zip(self.writes.into_histories()) {
             match written.iter().find(|(id, _)| *id == view.id) {
                 Some(&(_, updated_at)) => {
                     view.updated_at = updated_at;
+                    view.recent = Some(Arc::new(recent));
                     self.round.answers.push((i, Ok(view)));
                 }
                 None => self.round.later.push(i),
@@ -239,21 +360,16 @@ impl Decided {
     }
 }
 
-/// Decides each change of `batch` on its cart as found (`found[k]` for `batch[k]`).
+/// Decides each change of `batch` on its cart as found (`found[k]` for `batch[k]`), into `decided`.
 fn decide(
     db: &Db<'_>,
     changes: &[Change],
     batch: &[usize],
     found: Vec<Option<ChangingCart>>,
     reading: Reading,
-) -> Decided {
+    decided: &mut Decided,
+) {
     let Db { settings, metrics, carts: cache, .. } = *db;
-    let mut decided = Decided {
-        round: Round { answers: Vec::with_capacity(batch.len()), later: Vec::new() },
-        writes: LineWrites::default(),
-        made: Vec::with_capacity(batch.len()),
-    };
-    let mut changed = HashSet::with_capacity(batch.len());
     for (&i, cart) in batch.iter().zip(found) {
         let change = &changes[i];
         let Some(cart) = cart else {
@@ -265,8 +381,13 @@ fn decide(
             }
             continue;
         };
-        cache.remember_cart_of(&change.token.0, cart.cart_id);
-        if !changed.insert(cart.cart_id) {
+        let hint = TokenHint {
+            cart_id: cart.cart_id,
+            session_id: cart.session_id,
+            session_expires_at: cart.session_expires_at,
+        };
+        cache.remember(&change.token.0, hint);
+        if !decided.changed.insert(cart.cart_id) {
             decided.round.later.push(i);
             continue;
         }
@@ -280,6 +401,10 @@ fn decide(
             Source::Whole => &metrics.carts_read_whole,
         };
         source.fetch_add(1, Ordering::Relaxed);
+        // Kept for changes decided on copies, while they are (`on_copies`).
+        if let Some(product) = product.as_ref().filter(|_| db.copies.worth_it()) {
+            cache.remember_product(change.op.sku(), view.catalog_revision, product);
+        }
         if change.expected.as_ref().is_some_and(|e| !e.matches(view.version)) {
             let current = view.to_json(&settings.currency);
             decided.round.answers.push((i, Err(ApiError::version_mismatch(view.version, current))));
@@ -293,11 +418,10 @@ fn decide(
             }
         };
         view.version += 1;
-        decided.writes.change(view.id, cart.session_id, cart.version, recent, &lines);
+        decided.writes.change(view.id, cart.session_id, cart.version, recent, &lines, Assumed::Nothing);
         if sessions::needs_slide(cart.session_expires_at, settings.session_ttl) {
             decided.writes.slide(cart.session_id);
         }
         decided.made.push((i, view));
     }
-    decided
 }

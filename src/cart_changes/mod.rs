@@ -156,9 +156,11 @@ pub struct CartChanges(Coalescer<Change, Answer>);
 
 impl CartChanges {
     pub fn start(pool: PgPool, settings: Arc<Settings>, metrics: Arc<Metrics>, carts: CartCache) -> CartChanges {
+        let copies = Arc::new(batch::CopyOdds::new());
         CartChanges(Coalescer::start(WRITERS, MAX_BATCH, move |changes| {
             let (pool, settings, metrics, carts) = (pool.clone(), settings.clone(), metrics.clone(), carts.clone());
-            async move { batch::run(&pool, &settings, &metrics, &carts, changes).await }
+            let copies = copies.clone();
+            async move { batch::run(&pool, &settings, &metrics, &carts, &copies, changes).await }
         }))
     }
 

@@ -61,6 +61,9 @@ pub struct CartView {
     pub catalog_revision: i64,
     /// Shared with the other copies of this cart, each line until a change replaces it.
     pub lines: Vec<Arc<CartLine>>,
+    /// The cart's history (V17) at this version, when a change made here wrote it: with it, the
+    /// next change of this copy can be decided without reading the cart (`cart_changes`).
+    pub recent: Option<Arc<Recent>>,
 }
 
 impl CartView {
@@ -119,6 +122,7 @@ impl CartView {
         }
         self.version = version;
         self.updated_at = updated_at;
+        self.recent = None;
         Some(self)
     }
 
@@ -196,7 +200,7 @@ fn assemble(
             _ => None,
         })
         .collect();
-    CartView { id: cart_id, version, updated_at, catalog_revision, lines }
+    CartView { id: cart_id, version, updated_at, catalog_revision, lines, recent: None }
 }
 
 /// Reads the whole cart in one statement, so version, lines and prices are one snapshot. A
@@ -575,6 +579,17 @@ impl Recent {
     }
 }
 
+/// What a change's write requires beyond its cart's version and its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assumed {
+    /// Decided on the cart as just read, with the product it names: nothing more.
+    Nothing,
+    /// Decided on this replica's copy of the cart, unread (`cart_changes`): the catalog still at
+    /// the copy's revision (so its names and prices, and the product named, are current), and
+    /// `stock`, the SKU's line as the change left it, still covered by what is available.
+    Copy { catalog_revision: i64, stock: Option<(String, i64)> },
+}
+
 /// The lines a batch of cart changes writes, net of what the carts held: each (cart, SKU)
 /// at most once, so one statement can write them all.
 #[derive(Debug, Default)]
@@ -586,15 +601,14 @@ pub struct LineWrites {
     /// The session each cart was read through: a cart that session no longer names (revoked,
     /// expired, or attached to its customer's cart meanwhile) is not written.
     sessions: Vec<Uuid>,
-    /// Each changed cart's history (`Recent`), its writes flattened into the `recent_*`
-    /// arrays: cart i's are `[first[i], last[i]]`, 1-based and inclusive like SQL's slices.
-    recent_from: Vec<i64>,
-    recent_upto: Vec<i64>,
-    recent_first: Vec<i32>,
-    recent_last: Vec<i32>,
-    recent_versions: Vec<i64>,
-    recent_skus: Vec<String>,
-    recent_quantities: Vec<i32>,
+    /// What each change decided on a copy of its cart assumed (`Assumed`); -1, "" and 0 for a
+    /// change decided on a cart just read, which assumes nothing more.
+    revisions: Vec<i64>,
+    stock_skus: Vec<String>,
+    stock_needed: Vec<i64>,
+    /// Each changed cart's history once changed (`Recent`), which the statement writes
+    /// (`History`) and the answered copy then keeps (`into_histories`).
+    histories: Vec<Recent>,
     set_cart: Vec<Uuid>,
     set_sku: Vec<String>,
     set_quantity: Vec<i32>,
@@ -607,7 +621,15 @@ pub struct LineWrites {
 impl LineWrites {
     /// A change of `cart`, read through `session` at `version` with its history `recent`: the
     /// cart is bumped and each line set (a quantity of 0: removed).
-    pub fn change(&mut self, cart: Uuid, session: Uuid, version: i64, recent: Recent, lines: &[(String, i32)]) {
+    pub fn change(
+        &mut self,
+        cart: Uuid,
+        session: Uuid,
+        version: i64,
+        recent: Recent,
+        lines: &[(String, i32)],
+        assumed: Assumed,
+    ) {
         for (sku, quantity) in lines {
             if *quantity == 0 {
                 self.removed_cart.push(cart);
@@ -618,20 +640,22 @@ impl LineWrites {
                 self.set_quantity.push(*quantity);
             }
         }
-        let recent = recent.after(version, lines);
         self.carts.push(cart);
         self.versions.push(version);
         self.sessions.push(session);
-        self.recent_from.push(recent.from);
-        self.recent_upto.push(recent.upto);
-        // At most RECENT_WRITES a cart and MAX_BATCH carts a batch: it fits.
-        self.recent_first.push(self.recent_versions.len() as i32 + 1);
-        for (made, sku, quantity) in recent.writes {
-            self.recent_versions.push(made);
-            self.recent_skus.push(sku);
-            self.recent_quantities.push(quantity);
-        }
-        self.recent_last.push(self.recent_versions.len() as i32);
+        let (revision, (stock_sku, stock_needed)) = match assumed {
+            Assumed::Nothing => (-1, (String::new(), 0)),
+            Assumed::Copy { catalog_revision, stock } => (catalog_revision, stock.unwrap_or_default()),
+        };
+        self.revisions.push(revision);
+        self.stock_skus.push(stock_sku);
+        self.stock_needed.push(stock_needed);
+        self.histories.push(recent.after(version, lines));
+    }
+
+    /// Each changed cart's history once changed, in the order of the changes.
+    pub fn into_histories(self) -> Vec<Recent> {
+        self.histories
     }
 
     /// Slides this session's expiry with the change.
@@ -645,11 +669,44 @@ impl LineWrites {
     }
 }
 
+/// The histories of a batch's carts as the write statement takes them: cart i's writes are
+/// `[first[i], last[i]]` of the flattened arrays, 1-based and inclusive like SQL's slices.
+#[derive(Debug, Default, PartialEq)]
+struct History<'a> {
+    from: Vec<i64>,
+    upto: Vec<i64>,
+    first: Vec<i32>,
+    last: Vec<i32>,
+    versions: Vec<i64>,
+    skus: Vec<&'a str>,
+    quantities: Vec<i32>,
+}
+
+impl<'a> History<'a> {
+    fn of(histories: &'a [Recent]) -> History<'a> {
+        let mut h = History::default();
+        for recent in histories {
+            h.from.push(recent.from);
+            h.upto.push(recent.upto);
+            // At most RECENT_WRITES a cart and MAX_BATCH carts a batch: it fits.
+            h.first.push(h.versions.len() as i32 + 1);
+            for (made, sku, quantity) in &recent.writes {
+                h.versions.push(*made);
+                h.skus.push(sku);
+                h.quantities.push(*quantity);
+            }
+            h.last.push(h.versions.len() as i32);
+        }
+        h
+    }
+}
+
 /// Writes a batch of cart changes in one statement: bumps each cart's version and keeps its
 /// history (V17), upserts and deletes lines, and slides the sessions due to slide. A cart is
-/// written only while it is at the version it was read at and its session still names it
-/// (the UPDATE waits for the row lock of a change in flight and then tests the row that
-/// change left); returns the carts written, each with its new `updated_at`.
+/// written only while it is at the version it was read at, its session still names it, and
+/// the catalog and stock are as its change assumed (`Assumed`); the UPDATE waits for the row
+/// lock of a change in flight and then tests the row that change left. Returns the carts
+/// written, each with its new `updated_at`.
 ///
 /// In a transaction that locked the carts every cart is written (nothing else can have
 /// changed them), and the statement also lifts the statement timeout for the COMMIT that
@@ -661,6 +718,7 @@ pub async fn write_changes(
     w: &LineWrites,
     session_ttl: Duration,
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    let h = History::of(&w.histories);
     let rows = sqlx::query!(
         r#"WITH bumped AS (
                UPDATE carts c SET version = c.version + 1, updated_at = now(),
@@ -668,11 +726,17 @@ pub async fn write_changes(
                       recent_versions = ($9::bigint[])[u.first:u.last],
                       recent_skus = ($10::text[])[u.first:u.last],
                       recent_quantities = ($11::int[])[u.first:u.last]
-               FROM unnest($1::uuid[], $16::bigint[], $17::uuid[], $12::bigint[], $13::bigint[], $14::int[], $15::int[])
-                    AS u(id, version, session, recent_from, recent_upto, first, last)
+               FROM unnest($1::uuid[], $16::bigint[], $17::uuid[], $12::bigint[], $13::bigint[], $14::int[], $15::int[],
+                           $18::bigint[], $19::text[], $20::bigint[])
+                    AS u(id, version, session, recent_from, recent_upto, first, last, revision, stock_sku, stock_needed)
                WHERE c.id = u.id AND c.version = u.version
                  AND EXISTS (SELECT 1 FROM sessions s
                              WHERE s.id = u.session AND s.cart_id = u.id AND s.expires_at > now())
+                 -- Decided on a copy (`Assumed::Copy`): the catalog and the stock as assumed.
+                 AND (u.revision < 0 OR u.revision = (SELECT revision FROM catalog_revision))
+                 AND (u.stock_needed = 0
+                      OR EXISTS (SELECT 1 FROM product_offers p
+                                 WHERE p.sku = u.stock_sku AND p.available >= u.stock_needed))
                RETURNING c.id, c.updated_at
            ), set_lines AS (
                INSERT INTO cart_lines (cart_id, sku, quantity)
@@ -697,15 +761,18 @@ pub async fn write_changes(
         &w.removed_sku,
         &w.slide,
         session_ttl.as_secs_f64(),
-        &w.recent_versions,
-        &w.recent_skus,
-        &w.recent_quantities,
-        &w.recent_from,
-        &w.recent_upto,
-        &w.recent_first,
-        &w.recent_last,
+        &h.versions,
+        &h.skus as &[&str],
+        &h.quantities,
+        &h.from,
+        &h.upto,
+        &h.first,
+        &h.last,
         &w.versions,
-        &w.sessions
+        &w.sessions,
+        &w.revisions,
+        &w.stock_skus,
+        &w.stock_needed
     )
     .fetch_all(conn)
     .await?;
@@ -782,7 +849,8 @@ mod tests {
     fn a_cart_answers_its_lines_rendered_once_and_shared_by_its_copies() {
         let eur = Currency::parse("EUR").unwrap();
         let updated_at = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z").unwrap().with_timezone(&Utc);
-        let mut cart = CartView { id: Uuid::nil(), version: 3, updated_at, catalog_revision: 1, lines: Vec::new() };
+        let mut cart =
+            CartView { id: Uuid::nil(), version: 3, updated_at, catalog_revision: 1, lines: Vec::new(), recent: None };
         cart.set_line("A-1", 2, &product("Mug \"large\"\n", 450));
         cart.set_line("B-2", 1, &product("Plate", 1000));
         let line = |sku: &str, name: &str, quantity: i64, price: i64| {
@@ -853,17 +921,18 @@ mod tests {
     fn each_cart_of_a_batch_gets_its_own_slice_of_the_written_history() {
         let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let mut w = LineWrites::default();
-        w.change(a, Uuid::nil(), 3, Recent::none(), &writes(&[("A", 2)]));
+        w.change(a, Uuid::nil(), 3, Recent::none(), &writes(&[("A", 2)]), Assumed::Nothing);
         // A version whose change wrote no line (a line set to what it was) still bumps.
-        w.change(b, Uuid::nil(), 0, Recent::none(), &[]);
+        w.change(b, Uuid::nil(), 0, Recent::none(), &[], Assumed::Nothing);
         let before = Recent::none().after(6, &writes(&[("X", 1)]));
-        w.change(c, Uuid::nil(), 7, before, &writes(&[("Y", 1), ("X", 0)]));
+        w.change(c, Uuid::nil(), 7, before, &writes(&[("Y", 1), ("X", 0)]), Assumed::Nothing);
         assert_eq!(w.carts, vec![a, b, c]);
-        assert_eq!((w.recent_first.clone(), w.recent_last.clone()), (vec![1, 2, 2], vec![1, 1, 4]));
-        assert_eq!((w.recent_from.clone(), w.recent_upto.clone()), (vec![3, 0, 6], vec![4, 1, 8]));
-        assert_eq!(w.recent_versions, vec![4, 8, 8, 7]);
-        assert_eq!(w.recent_skus, vec!["A", "Y", "X", "X"]);
-        assert_eq!(w.recent_quantities, vec![2, 1, 0, 1]);
+        let h = History::of(&w.histories);
+        assert_eq!((h.first.clone(), h.last.clone()), (vec![1, 2, 2], vec![1, 1, 4]));
+        assert_eq!((h.from.clone(), h.upto.clone()), (vec![3, 0, 6], vec![4, 1, 8]));
+        assert_eq!(h.versions, vec![4, 8, 8, 7]);
+        assert_eq!(h.skus, vec!["A", "Y", "X", "X"]);
+        assert_eq!(h.quantities, vec![2, 1, 0, 1]);
         assert_eq!((w.set_sku, w.removed_sku), (vec!["A".to_owned(), "Y".to_owned()], vec!["X".to_owned()]));
     }
 }

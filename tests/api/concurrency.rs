@@ -668,3 +668,97 @@ async fn a_copy_behind_is_caught_up_only_while_the_carts_history_covers_it() {
     assert_eq!(refused.body["current"]["lines"], current.body["lines"]);
     assert_eq!(refused.body["current"]["version"], current.body["version"]);
 }
+
+/// While a replica's copies of carts are current (every change of a cart through it), it
+/// decides changes on them without reading the cart; each write then requires what the
+/// decision assumed. Every change made elsewhere meanwhile (stock taken, a price changed, the
+/// cart changed on the other replica, the session revoked) must still be seen, never overwritten.
+#[tokio::test]
+async fn changes_decided_on_a_replicas_copies_still_see_every_change_made_elsewhere() {
+    let apps = spawn_replicas(2, &[]).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    a.stocked("TEE", 1999, 100).await;
+    a.stocked("HAT", 500, 5).await;
+    a.stocked("MUG", 800, 10).await;
+    let token = a.session().await;
+    // Every change through A, one at a time: A's copy is always current, so A learns that its
+    // copies pay and stops reading.
+    for k in 0..40 {
+        a.set_item(&token, "TEE", 1 + k % 2).await.assert_status(200);
+    }
+    a.set_item(&token, "HAT", 3).await.assert_status(200);
+    let before = unread(a).await;
+    assert!(before > 0.0, "no change was decided on a copy");
+
+    // Stock taken by someone else: the copy cannot know; the write's requirement does.
+    let hat = a.set_item(&token, "HAT", 4).await;
+    hat.assert_status(200);
+    a.adjust("HAT", -3, "shrinkage").await.assert_status(200);
+    let relocked_before = relocked(a).await;
+    let refused = a.set_item(&token, "HAT", 3).await;
+    refused.assert_problem(409, "insufficient_stock");
+    assert_eq!(refused.body["shortages"][0]["available"], 2, "{}", refused.text);
+    // Decided on the copy, its write found the stock short, and a locked round refused it.
+    assert_eq!(relocked(a).await, relocked_before + 1.0);
+    assert_eq!(a.cart(&token).await.body["version"], hat.body["version"]);
+
+    // A's copies pay again (the refusal above counted as a copy that did not), then a change
+    // on the other replica: A's copy is now a version behind.
+    for _ in 0..4 {
+        a.add(&token, "TEE", 1).await.assert_status(200);
+    }
+    let on_b = b.add(&token, "MUG", 2).await;
+    on_b.assert_status(200);
+    let relocked_before = relocked(a).await;
+    let next = a.add(&token, "TEE", 1).await;
+    assert_eq!(relocked(a).await, relocked_before + 1.0, "the copy behind was not decided on and refused by the write");
+    next.assert_status(200);
+    assert_eq!(next.body["version"].as_i64(), Some(on_b.body["version"].as_i64().unwrap() + 1));
+    let lines = next.body["lines"].as_array().unwrap();
+    let quantity = |sku: &str| lines.iter().find(|l| l["sku"] == sku).map(|l| l["quantity"].as_i64().unwrap());
+    assert_eq!(quantity("MUG"), Some(2), "A overwrote B's change: {}", next.text);
+    assert_eq!(quantity("TEE"), Some(7));
+    assert_eq!(quantity("HAT"), Some(4));
+    // A stale If-Match is refused from the cart as it is, not from a copy.
+    let stale = a.add_if_match(&token, "TEE", 1, on_b.body["version"].as_i64().unwrap()).await;
+    stale.assert_problem(412, "version_mismatch");
+
+    // A price changed: the next change answers the new price.
+    for _ in 0..3 {
+        a.add(&token, "TEE", 1).await.assert_status(200);
+    }
+    a.put_product("TEE", "Tee, reduced", 1500).await.assert_status(200);
+    let repriced = a.add(&token, "TEE", 1).await;
+    repriced.assert_status(200);
+    let tee = repriced.body["lines"].as_array().unwrap().iter().find(|l| l["sku"] == "TEE").unwrap().clone();
+    assert_eq!(tee["unit_price"]["amount"], 1500, "{}", repriced.text);
+    assert_eq!(tee["name"], "Tee, reduced");
+    assert_eq!(b.cart(&token).await.body, a.cart(&token).await.body);
+
+    // Revoked on the other replica: refused, nothing written.
+    for _ in 0..3 {
+        a.add(&token, "TEE", 1).await.assert_status(200);
+    }
+    let last = a.cart(&token).await.body;
+    b.request("DELETE", "/v1/session", Auth::Bearer(&token), None, &[]).await.assert_status(204);
+    a.add(&token, "TEE", 1).await.assert_problem(401, "unauthorized");
+    // The guest cart went with its session, or stays as it was: never changed after.
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM carts WHERE id = $1::uuid")
+        .bind(last["id"].as_str().unwrap())
+        .fetch_optional(&a.db)
+        .await
+        .unwrap();
+    assert!(version.is_none() || version == last["version"].as_i64(), "{version:?} after {last}");
+    assert!(unread(a).await > before, "no later change was decided on a copy");
+    a.assert_invariants().await;
+}
+
+/// Changes a replica decided on its copies, unread, and made.
+async fn unread(app: &TestApp) -> f64 {
+    metric(&app.get("/metrics", Auth::None).await.text, "stockcart_cart_change_reads_total{read=\"none\"}")
+}
+
+/// Changes a replica's first round could not make, made by a locked round.
+async fn relocked(app: &TestApp) -> f64 {
+    metric(&app.get("/metrics", Auth::None).await.text, "stockcart_cart_changes_relocked_total")
+}

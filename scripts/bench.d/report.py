@@ -110,6 +110,9 @@ out.append("- Add to cart is coalesced per replica (`src/cart_changes/`): the ch
            "(read every cart of the batch, no lock; write every line, bump and session slide of the carts still at the version read, as one "
            "statement that is its own transaction), each change decided in memory; the few left (a cart changed meanwhile, a first change) "
            "go again in a transaction that locks their carts. "
+           "While nine in ten of the copies a replica's changes meet are current (direct: every change of a cart goes through that replica), "
+           "a change is decided on the copy without reading the cart at all, and the write also requires the copy's catalog revision and the "
+           "stock for the line it left: such a batch is one round trip. Through haproxy about half the copies are stale, so that stays off. "
            "A cart this replica answered last at the same version is not read again; a copy a few versions behind (the other replica made the "
            "last changes) reads only the line writes it lacks, from the last 8 the cart row keeps (V17). The whole machine is busy (replicas, PostgreSQL, haproxy, wrk on "
            "2 cores): the work left per add is answering the whole cart over HTTP and the rows written, which the ceiling's one UPDATE does not do.")

@@ -3,10 +3,7 @@
 //! and then writes only if the version is still the one it read. Either way concurrent
 //! changes of one cart are made one after another, each on the cart the previous one left.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,36 +16,31 @@ use crate::domain::{Currency, MAX_CART_LINES, MAX_LINE_QUANTITY};
 #[derive(Debug, Clone)]
 pub struct CartLine {
     pub sku: String,
-    pub name: String,
     pub quantity: i32,
     pub unit_price: i64,
-    pub currency: Currency,
-    /// The line as the API answers it, rendered by the first answer that shows it. A line is
-    /// never changed in place: every later copy of its cart shares it (`CartView::lines` holds
-    /// `Arc`s) until a change replaces it. So a change renders and copies only the line it
-    /// sets; rendering and cloning every line of the cart on every change was the largest part
-    /// of a replica's work in add to cart after the round trips (JSON string escaping, and the
-    /// allocations of each line's strings: BENCHMARKS.md).
-    json: OnceLock<Box<RawValue>>,
+    /// The line as the API answers it, rendered when the line is made. A line is never changed
+    /// in place: every later copy of its cart shares it (`CartView::lines` holds `Arc`s) until a
+    /// change replaces it. So a change renders and copies only the line it sets; rendering and
+    /// cloning every line of the cart on every change was the largest part of a replica's work
+    /// in add to cart after the round trips (JSON string escaping, and the allocations of each
+    /// line's strings: BENCHMARKS.md). The line's name and currency are kept only here: a
+    /// replica caches every line of thousands of carts, and keeping them apart as well took a
+    /// replica past 100 MiB in the benchmark (BENCHMARKS.md, fourteenth session).
+    json: Box<RawValue>,
 }
 
 impl CartLine {
-    fn new(sku: String, name: String, quantity: i32, unit_price: i64, currency: Currency) -> CartLine {
-        CartLine { sku, name, quantity, unit_price, currency, json: OnceLock::new() }
-    }
-
-    fn json(&self) -> &RawValue {
-        self.json.get_or_init(|| {
-            let body = LineBody {
-                line_total: MoneyRef { amount: self.unit_price * i64::from(self.quantity), currency: &self.currency },
-                name: &self.name,
-                quantity: self.quantity,
-                sku: &self.sku,
-                unit_price: MoneyRef { amount: self.unit_price, currency: &self.currency },
-            };
-            // Plain strings and numbers: serialising them cannot fail.
-            serde_json::value::to_raw_value(&body).expect("a cart line serialises")
-        })
+    fn new(sku: String, name: &str, quantity: i32, unit_price: i64, currency: &Currency) -> CartLine {
+        let body = LineBody {
+            line_total: MoneyRef { amount: unit_price * i64::from(quantity), currency },
+            name,
+            quantity,
+            sku: &sku,
+            unit_price: MoneyRef { amount: unit_price, currency },
+        };
+        // Plain strings and numbers: serialising them cannot fail.
+        let json = serde_json::value::to_raw_value(&body).expect("a cart line serialises");
+        CartLine { sku, quantity, unit_price, json }
     }
 }
 
@@ -71,31 +63,17 @@ impl CartView {
         self.lines.iter().find(|l| l.sku == sku).map(|l| l.quantity)
     }
 
-    /// Sets a line as the database now has it: updated in place, or appended (new lines come last).
+    /// Sets a line as the database now has it, with the product as read with the cart (at
+    /// its catalog revision): in its place, or appended (new lines come last).
     pub fn set_line(&mut self, sku: &str, quantity: i32, product: &LineProduct) {
-        self.put_line(CartLine::new(
-            sku.to_owned(),
-            product.name.clone(),
-            quantity,
-            product.unit_price,
-            product.currency.clone(),
-        ));
+        self.put_line(CartLine::new(sku.to_owned(), &product.name, quantity, product.unit_price, &product.currency));
     }
 
-    /// The one place a line is set: the quantity where the cart has the line, else the line
-    /// last, where the database's `position` puts a line inserted now.
+    /// The one place a line is set: where the cart has the line, else last, where the
+    /// database's `position` puts a line inserted now.
     fn put_line(&mut self, new: CartLine) {
         match self.lines.iter_mut().find(|l| l.sku == new.sku) {
-            Some(line) => {
-                let kept = &**line;
-                *line = Arc::new(CartLine::new(
-                    kept.sku.clone(),
-                    kept.name.clone(),
-                    new.quantity,
-                    kept.unit_price,
-                    kept.currency.clone(),
-                ))
-            }
+            Some(line) => *line = Arc::new(new),
             None => self.lines.push(Arc::new(new)),
         }
     }
@@ -115,7 +93,7 @@ impl CartView {
                 (None, ..) => {}
                 (Some(sku), _, Some(0), ..) => self.remove_line(&sku),
                 (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
-                    self.put_line(CartLine::new(sku, name, quantity, unit_price, currency))
+                    self.put_line(CartLine::new(sku, &name, quantity, unit_price, &currency))
                 }
                 (Some(_), ..) => return None,
             }
@@ -137,7 +115,7 @@ impl CartView {
         let body = CartBody {
             id: self.id,
             item_count: self.lines.iter().map(|l| i64::from(l.quantity)).sum(),
-            lines: self.lines.iter().map(|l| l.json()).collect(),
+            lines: self.lines.iter().map(|l| &*l.json).collect(),
             subtotal: MoneyRef {
                 amount: self.lines.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum(),
                 currency,
@@ -195,7 +173,7 @@ fn assemble(
     let lines = rows
         .filter_map(|row| match row {
             (Some(sku), Some(name), Some(quantity), Some(unit_price), Some(currency)) => {
-                Some(Arc::new(CartLine::new(sku, name, quantity, unit_price, currency)))
+                Some(Arc::new(CartLine::new(sku, &name, quantity, unit_price, &currency)))
             }
             _ => None,
         })

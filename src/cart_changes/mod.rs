@@ -7,7 +7,8 @@
 //! the replica spend their time on. A batch pays them once for every change in it; with no
 //! contention a batch is one change and goes at once. And a batch first goes without locks in
 //! two round trips (read; write what is still as read, as its own transaction), since two
-//! changes of one cart at the same moment are rare (one shopper, one cart).
+//! changes of one cart at the same moment are rare (one shopper, one cart); in one, the write,
+//! while this replica's copies of the carts are current (`batch::CopyOdds`).
 //!
 //! What a shopper sees does not change: each change is decided in memory against its own cart,
 //! read after the request arrived, and written only if the cart is still as read (else decided

@@ -86,8 +86,7 @@ impl CartCache {
 
     /// The cart a session token's last change here was made to, as cached (see `hints`).
     pub fn last_cart_of(&self, token: &[u8]) -> Option<Arc<CartView>> {
-        let cart_id = self.hints.as_ref()?.get(token)?.cart_id;
-        self.entries.as_ref()?.get(&cart_id)
+        self.hint_of(token).map(|(_, copy)| copy)
     }
 
     /// What the token's last change here found, with this replica's copy of its cart.

@@ -23,7 +23,7 @@ use crate::{
     error::{is_unreachable, ApiError},
     metrics::Metrics,
     store::{
-        carts::{self, Assumed, CartRead, CartView, ChangingCart, LineProduct, LineWrites, Reading, Recent, Source},
+        carts::{self, Assumed, CartRead, CartView, ChangingCart, LineProduct, LineWrites, Reading, Source},
         sessions,
     },
 };
@@ -219,7 +219,7 @@ fn on_copies(db: &Db<'_>, changes: &[Change], batch: &[usize], decided: &mut Dec
             to_read.push(i);
             continue;
         };
-        let Some(recent) = copy.recent.clone().filter(|_| copy.version > 0) else {
+        let Some(recent) = copy.recent.as_deref().filter(|_| copy.version > 0) else {
             to_read.push(i);
             continue;
         };
@@ -245,7 +245,7 @@ fn on_copies(db: &Db<'_>, changes: &[Change], batch: &[usize], decided: &mut Dec
         view.version += 1;
         let stock = view.quantity_of(sku).map(|quantity| (sku.to_owned(), i64::from(quantity)));
         let assumed = Assumed::Copy { catalog_revision: copy.catalog_revision, stock };
-        decided.writes.change(view.id, hint.session_id, copy.version, Recent::clone(&recent), &lines, assumed);
+        decided.writes.change(view.id, hint.session_id, copy.version, recent.clone(), &lines, assumed);
         decided.changed.insert(copy.id);
         decided.on_copy.push(i);
         decided.made.push((i, view));

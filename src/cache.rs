@@ -29,7 +29,6 @@ pub struct CartCache {
     /// version and the catalog revision under the change's lock are still its own. Its answer
     /// is not kept beside it: its lines keep theirs (`CartLine`), and a second copy of every
     /// line's answer took a replica past 100 MiB in the benchmark's add to cart (50-line carts).
-    /// Bounded by weight, not by count (`new`).
     entries: Option<Cache<Uuid, Arc<CartView>>>,
     /// What a session token's last change here found (`TokenHint`): a hint only, which lets a
     /// change find its cached cart before its statement says which cart the session names now
@@ -54,21 +53,8 @@ pub struct TokenHint {
 }
 
 impl CartCache {
-    /// At most `capacity` carts, weighing at most `bytes` in all (`CartView::weight`). A count
-    /// alone bounds no memory: a replica caches every line of each cart, and a cart holds up to
-    /// 100. The bench's 2,000 carts of about 25 lines took 33 MiB of a replica (about 680 bytes
-    /// a line, with the allocator's slack: BENCHMARKS.md, sixteenth session), so 10,000 carts
-    /// of 100 lines would take gigabytes. Each cart weighs at least `bytes / capacity`, so the
-    /// count still holds for small carts, and big carts make room by weight.
-    pub fn new(capacity: u64, bytes: u64, idle: Duration, metrics: web::Data<Metrics>) -> CartCache {
-        let least = u32::try_from(bytes.checked_div(capacity).unwrap_or(0)).unwrap_or(u32::MAX);
-        let entries = (capacity > 0 && bytes > 0).then(|| {
-            Cache::builder()
-                .max_capacity(bytes)
-                .weigher(move |_, cart: &Arc<CartView>| cart.weight().max(least))
-                .time_to_idle(idle)
-                .build()
-        });
+    pub fn new(capacity: u64, idle: Duration, metrics: web::Data<Metrics>) -> CartCache {
+        let entries = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
         let hints = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
         let products = (capacity > 0).then(|| Cache::builder().max_capacity(capacity).time_to_idle(idle).build());
         CartCache { entries, hints, products, metrics }
@@ -140,59 +126,5 @@ impl CartCache {
 
     pub fn entry_count(&self) -> u64 {
         self.entries.as_ref().map_or(0, |c| c.entry_count())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Currency;
-
-    fn cart(lines: usize) -> Arc<CartView> {
-        let mut cart = CartView {
-            id: Uuid::new_v4(),
-            version: 1,
-            updated_at: Utc::now(),
-            catalog_revision: 1,
-            lines: Vec::new(),
-            recent: None,
-        };
-        let product = LineProduct {
-            name: "A mug with a long enough name".into(),
-            unit_price: 1250,
-            currency: Currency::parse("EUR").expect("a currency"),
-            available: 100,
-        };
-        for i in 0..lines {
-            cart.set_line(&format!("SKU-{i:05}"), 1, &product);
-        }
-        Arc::new(cart)
-    }
-
-    fn held(cache: &CartCache) -> (u64, u64) {
-        let entries = cache.entries.as_ref().expect("a cache");
-        entries.run_pending_tasks();
-        (entries.entry_count(), entries.weighted_size())
-    }
-
-    #[test]
-    fn big_carts_make_room_by_weight_and_small_ones_by_count() {
-        let metrics = web::Data::new(Metrics::default());
-        let big = u64::from(cart(100).weight());
-        assert!(big > 100 * 200, "a line weighs its answer and more: {big}");
-
-        let by_weight = CartCache::new(1000, 3 * big, Duration::from_secs(60), metrics.clone());
-        for _ in 0..10 {
-            by_weight.put(cart(100));
-        }
-        let (count, weight) = held(&by_weight);
-        assert!(count <= 3 && weight <= 3 * big, "{count} carts weighing {weight}");
-
-        let by_count = CartCache::new(5, 1024 * 1024, Duration::from_secs(60), metrics);
-        for _ in 0..20 {
-            by_count.put(cart(1));
-        }
-        let (count, _) = held(&by_count);
-        assert!(count <= 5, "{count} carts");
     }
 }

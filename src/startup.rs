@@ -225,12 +225,7 @@ impl Application {
         let readiness = web::Data::new(Readiness::new(readiness_pool(&pool)));
         let settings = Arc::new(settings);
         let views_pool = views_pool(&settings, &pool);
-        let carts = CartCache::new(
-            settings.cart_cache_capacity,
-            settings.cart_cache_bytes,
-            settings.cart_cache_idle,
-            metrics.clone(),
-        );
+        let carts = CartCache::new(settings.cart_cache_capacity, settings.cart_cache_idle, metrics.clone());
         let state = web::Data::new(AppState {
             checkouts: Checkouts::start(
                 checkout_pool(&settings, &pool),

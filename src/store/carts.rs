@@ -44,12 +44,6 @@ impl CartLine {
     }
 }
 
-/// What a cached line takes beside its answer and SKU: the `Arc`'d `CartLine` (72 bytes, in
-/// allocator size classes of 80), the allocations' rounding, and its slot in the cart.
-const LINE_OVERHEAD: usize = 100;
-/// What a cached cart takes beside its lines: the `CartView`, its history, its cache entry.
-const CART_OVERHEAD: usize = 400;
-
 /// A cart assembled with the catalog's current names and prices, as of `catalog_revision`.
 #[derive(Debug, Clone)]
 pub struct CartView {
@@ -82,13 +76,6 @@ impl CartView {
             Some(line) => *line = Arc::new(new),
             None => self.lines.push(Arc::new(new)),
         }
-    }
-
-    /// About what this cart takes in memory, in bytes, as the cart cache weighs it: each line's
-    /// answer and SKU, with what its allocations and its place in the cart cost beside them.
-    pub fn weight(&self) -> u32 {
-        let lines: usize = self.lines.iter().map(|l| l.json.get().len() + l.sku.len() + LINE_OVERHEAD).sum();
-        u32::try_from(CART_OVERHEAD + lines).unwrap_or(u32::MAX)
     }
 
     pub fn remove_line(&mut self, sku: &str) {

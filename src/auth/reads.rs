@@ -4,12 +4,15 @@
 //! thread (`state::WorkerState` says why). Every shopper request starts with this read,
 //! and a revoked session is refused as soon as its revocation has committed.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use sqlx::PgPool;
 
 use crate::{
-    coalesce::Coalescer,
+    coalesce::{Coalescer, Gather},
     domain::TokenHash,
     error::ApiError,
     metrics::Metrics,
@@ -24,6 +27,16 @@ use crate::{
 /// order-balanced A/B pairs, BENCHMARKS.md). A request arriving while the reader is busy
 /// waits for one round trip more: well under a millisecond here.
 pub const READERS: usize = 1;
+/// A read waits for 85 % of the sessions its last read had in play (`coalesce::Gather`), for
+/// at most a millisecond: more sessions a statement. Warm get cart, fresh clusters alternated
+/// on one machine (BENCHMARKS.md, seventeenth session), without and with it:
+/// - through haproxy, 32 connections: 26,896, 27,038, 25,034, 25,065 against 30,626, 30,091,
+///   29,524, 29,443 req/s; with 64: 33,397, 32,385 against 37,444, 36,803;
+/// - directly, 32 connections: 44,647, 46,739 against 54,518, 50,648.
+///
+/// Waiting for all of them (100 %) idled the cores: 21,753 through haproxy; 70 %: 27,645-29,312.
+/// At light load a read never waits: with one or two sessions in play, 85 % of them is one.
+const GATHER: Gather = Gather { percent: 85, at_most: Duration::from_millis(1) };
 /// At most this many sessions per read: a bound on the statement's array, not a target.
 const MAX_BATCH: usize = 256;
 
@@ -36,7 +49,7 @@ pub struct SessionReads(Coalescer<TokenHash, Answer>);
 impl SessionReads {
     /// Starts the reader as a task of the current runtime: call it on the worker's thread.
     pub fn start(pool: PgPool, metrics: Arc<Metrics>) -> SessionReads {
-        SessionReads(Coalescer::start(READERS, MAX_BATCH, move |hashes| {
+        SessionReads(Coalescer::start(READERS, MAX_BATCH, Some(GATHER), move |hashes| {
             let (pool, metrics) = (pool.clone(), metrics.clone());
             async move {
                 metrics.session_reads.fetch_add(1, Ordering::Relaxed);

@@ -47,7 +47,8 @@ pub struct ViewReads(Coalescer<(TokenHash, String), Answer>);
 impl ViewReads {
     /// `pool`: connections that commit without waiting for the WAL flush (`AppState::views_pool`).
     pub fn start(pool: PgPool, metrics: Arc<Metrics>) -> ViewReads {
-        ViewReads(Coalescer::start(READERS, MAX_BATCH, move |reads| {
+        // Not gathering (`coalesce::Gather`): not measured for product reads.
+        ViewReads(Coalescer::start(READERS, MAX_BATCH, None, move |reads| {
             let (pool, metrics) = (pool.clone(), metrics.clone());
             async move {
                 metrics.view_reads.fetch_add(1, Ordering::Relaxed);

@@ -46,7 +46,7 @@ pub enum Unanswered {
 #[derive(Debug, Clone, Copy)]
 pub struct Gather {
     /// Wait until this share, in percent, of the requests in play at the last batch's end
-    /// waits (rounded down: with one or two in play, a batch never waits).
+    /// waits, rounded down: below 100 %, a batch with one or two in play never waits.
     pub percent: usize,
     /// And never longer than this (tokio's timer: up to a millisecond more).
     pub at_most: Duration,

@@ -30,9 +30,10 @@ pub const READERS: usize = 1;
 /// A read waits for 85 % of the sessions its last read had in play (`coalesce::Gather`), for
 /// at most a millisecond: more sessions a statement. Warm get cart, fresh clusters alternated
 /// on one machine (BENCHMARKS.md, seventeenth session), without and with it:
-/// - through haproxy, 32 connections: 26,896, 27,038, 25,034, 25,065 against 30,626, 30,091,
-///   29,524, 29,443 req/s; with 64: 33,397, 32,385 against 37,444, 36,803;
-/// - directly, 32 connections: 44,647, 46,739 against 54,518, 50,648.
+/// - through haproxy, 32 connections: 24,458, 24,194, 24,103, 25,079 against 29,060, 29,883,
+///   29,351, 28,933 req/s (5.6 sessions a read against 10.8); with 64 connections: 33,397,
+///   32,385 against 37,444, 36,803;
+/// - directly, 32 connections: 48,727, 45,975 against 53,014, 51,744.
 ///
 /// Waiting for all of them (100 %) idled the cores: 21,753 through haproxy; 70 %: 27,645-29,312.
 /// At light load a read never waits: with one or two sessions in play, 85 % of them is one.
